@@ -1,0 +1,27 @@
+//! Weir: a streaming SQL database. Modules in data-flow order: configuration and time,
+//! then rows coming in (ingest decoding), where they are kept (log, streams, catalog),
+//! how SQL reaches them (sql, table), the engine that ties these together, and the HTTP
+//! API in front.
+
+/// Typed configuration, defaulted in one place.
+pub mod config;
+/// Injectable wall clock (tests use a manual one).
+pub mod clock;
+/// Weir's SQL type names for Arrow types.
+pub mod types;
+/// Request bodies (NDJSON, JSON, CSV, Arrow IPC) to Arrow batches, with precise errors.
+pub mod ingest;
+/// Append-only partition logs of Arrow batches on disk.
+pub mod log;
+/// A stream: its partitions and the routing of rows to them.
+pub mod stream;
+/// Persisted definitions of streams.
+pub mod catalog;
+/// The Weir SQL dialect: wrapper parser and rewrites.
+pub mod sql;
+/// Streams as DataFusion tables (scan and insert).
+pub mod table;
+/// Runs statements and writes.
+pub mod engine;
+/// The HTTP API.
+pub mod api;

@@ -1,1 +1,128 @@
-fn main(){}
+//! The `weir` command: `weir serve` starts the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use weir::api::{self, ApiState};
+use weir::clock::SystemClock;
+use weir::config::Config;
+
+/// Weir: a streaming SQL database. Streams are partitioned, durable Arrow logs; SQL over
+/// them runs on DataFusion.
+#[derive(Parser)]
+#[command(name = "weir", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (HTTP API on --listen, data in --data-dir).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file; flags and WEIR_* variables override its settings.
+    #[arg(long, env = "WEIR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./weir-data]
+    #[arg(long, env = "WEIR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to serve the HTTP API on [default: 127.0.0.1:7878]
+    #[arg(long, env = "WEIR_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Largest request body in bytes [default: 67108864]
+    #[arg(long, env = "WEIR_BODY_LIMIT")]
+    body_limit: Option<usize>,
+    /// Segment size in bytes at which partitions roll [default: 67108864]
+    #[arg(long, env = "WEIR_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
+}
+
+impl ServeArgs {
+    fn resolve(self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = self.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        if let Some(v) = self.body_limit {
+            config.body_limit_bytes = v;
+        }
+        if let Some(v) = self.segment_bytes {
+            config.segment_bytes = v;
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = match cli.command {
+        Command::Serve(args) => args.resolve().and_then(|config| runtime.block_on(serve(config))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e} (is another Weir running? try --listen 127.0.0.1:0)", config.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = ApiState::new(config.body_limit_bytes);
+    let server = tokio::spawn(api::serve(listener, state.clone(), shutdown_signal()));
+    tracing::info!("recovering data dir {}", config.data_dir.display());
+    let engine = weir::engine::Engine::open(config.engine_config(), Arc::new(SystemClock))
+        .await
+        .map_err(|e| format!("cannot open data dir {}: {e}", config.data_dir.display()))?;
+    state.set_engine(engine);
+    tracing::info!("Weir is ready at http://{address} (data dir {})", config.data_dir.display());
+    server
+        .await
+        .map_err(|e| format!("server task failed: {e}"))?
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("Weir stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,97 @@
+//! One error shape for every route (design/HTTP.md):
+//! `{"error": {"code", "message", "position"?, "row"?, "column_name"?}}` with the right
+//! status. 4xx are the caller's to fix and logged at debug; 5xx are ours and logged as errors.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::engine::{Error, StatementError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra fields of the error object (position, row, column_name, statement, ...).
+    pub details: serde_json::Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), details: Default::default() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.details.insert(key.to_string(), value);
+        self
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let message = error.to_string();
+        let api = match &error {
+            Error::Parse { position, .. } => {
+                let e = ApiError::new(StatusCode::BAD_REQUEST, "sql_parse_error", message);
+                match position {
+                    Some((line, column)) => e.with("position", json!({"line": line, "column": column})),
+                    None => e,
+                }
+            }
+            Error::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            Error::AlreadyExists(_) => ApiError::new(StatusCode::CONFLICT, "already_exists", message),
+            Error::Decode(d) => {
+                let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_rows", message);
+                if let Some(row) = d.row {
+                    e = e.with("row", json!(row));
+                }
+                if let Some(column) = &d.column {
+                    e = e.with("column_name", json!(column));
+                }
+                e
+            }
+            Error::NotReady => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
+            e if e.is_user_error() => ApiError::new(StatusCode::BAD_REQUEST, "invalid", message),
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+        };
+        if api.status.is_server_error() {
+            tracing::error!("{}", api.message);
+        } else {
+            tracing::debug!("{}", api.message);
+        }
+        api
+    }
+}
+
+impl From<StatementError> for ApiError {
+    /// Names the failed statement when the request had several, and where it starts.
+    fn from(e: StatementError) -> Self {
+        let many = e.index > 1 || !e.completed.is_empty();
+        let position_known = matches!(&e.error, Error::Parse { position: Some(_), .. });
+        let mut api = ApiError::from(e.error);
+        if many {
+            api.message = format!("statement {} (line {}): {}", e.index, e.line, api.message);
+        }
+        api = api.with("statement", json!(e.index));
+        if !position_known {
+            api = api.with("position", json!({"line": e.line, "column": e.column}));
+        }
+        api
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = serde_json::Map::new();
+        error.insert("code".into(), json!(self.code));
+        error.insert("message".into(), json!(self.message));
+        error.extend(self.details);
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}

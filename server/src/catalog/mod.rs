@@ -1,0 +1,196 @@
+//! The catalog: definitions of streams (and later views, queries and dashboards),
+//! persisted as one JSON document in the data dir and recovered at start.
+//! Knows nothing about execution or storage of rows.
+//!
+//! Durability: every change rewrites `catalog.json` through a temporary file that is
+//! fsynced and then renamed over the old one (and the directory fsynced), so a crash
+//! leaves either the old or the new catalog, never a torn one.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::datatypes::Schema;
+use serde::{Deserialize, Serialize};
+
+/// A catalog file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot {action} catalog file {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("catalog file {path} is not valid: {source}; restore it from a backup or move it away to start empty")]
+    Invalid {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// The definition of a stream, as `CREATE STREAM` gave it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StreamDef {
+    pub name: String,
+    /// Unique for the life of the data dir: names its directory, so a stream dropped and
+    /// created again never sees the old one's files.
+    pub id: u64,
+    /// User columns (the metadata columns are not stored).
+    pub schema: Schema,
+    pub partitions: u32,
+    /// Partitioning key columns; empty means round-robin per batch.
+    pub key: Vec<String>,
+    pub watermark: Option<WatermarkDef>,
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<u64>,
+    pub idle_timeout_ms: i64,
+    /// Options interpreted by later layers (`start`, `connector`, ...).
+    #[serde(default)]
+    pub options: Vec<(String, String)>,
+    /// For a derived stream, the query that writes it.
+    #[serde(default)]
+    pub query: Option<String>,
+    pub created_at_ms: i64,
+}
+
+impl StreamDef {
+    /// Directory of the stream's partitions, relative to the data dir.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.name, self.id)
+    }
+}
+
+/// `WATERMARK FOR column AS column - INTERVAL ...`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WatermarkDef {
+    pub column: String,
+    pub delay_ms: i64,
+    /// The expression as written, for DESCRIBE and EXPLAIN.
+    pub expression: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CatalogFile {
+    version: u32,
+    next_id: u64,
+    streams: BTreeMap<String, StreamDef>,
+}
+
+/// The persisted catalog. Callers serialise changes (the engine holds it in a mutex).
+#[derive(Debug)]
+pub struct Catalog {
+    path: PathBuf,
+    file: CatalogFile,
+}
+
+impl Catalog {
+    /// Loads `catalog.json` from `data_dir`, or starts empty.
+    pub fn load(data_dir: &Path) -> Result<Catalog, CatalogError> {
+        let path = data_dir.join("catalog.json");
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| CatalogError::Invalid { path: path.clone(), source })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogFile {
+                version: 1,
+                ..Default::default()
+            },
+            Err(source) => return Err(CatalogError::Io { action: "read", path, source }),
+        };
+        Ok(Catalog { path, file })
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = &StreamDef> {
+        self.file.streams.values()
+    }
+
+    pub fn stream(&self, name: &str) -> Option<&StreamDef> {
+        self.file.streams.get(name)
+    }
+
+    /// A fresh id for a new object.
+    pub fn allocate_id(&mut self) -> u64 {
+        self.file.next_id += 1;
+        self.file.next_id
+    }
+
+    /// Adds (or replaces) a stream and persists the catalog.
+    pub fn put_stream(&mut self, def: StreamDef) -> Result<(), CatalogError> {
+        let previous = self.file.streams.insert(def.name.clone(), def.clone());
+        self.save().inspect_err(|_| {
+            // Keep memory equal to disk when the write failed.
+            match previous {
+                Some(old) => self.file.streams.insert(def.name.clone(), old),
+                None => self.file.streams.remove(&def.name),
+            };
+        })
+    }
+
+    /// Removes a stream and persists the catalog.
+    pub fn remove_stream(&mut self, name: &str) -> Result<Option<StreamDef>, CatalogError> {
+        let removed = self.file.streams.remove(name);
+        if let Some(def) = &removed {
+            if let Err(e) = self.save() {
+                self.file.streams.insert(name.to_string(), def.clone());
+                return Err(e);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn save(&self) -> Result<(), CatalogError> {
+        let io = |action| move |source| CatalogError::Io { action, path: self.path.clone(), source };
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(&self.file).expect("catalog serialises");
+        let mut f = std::fs::File::create(&tmp).map_err(io("create"))?;
+        f.write_all(&bytes).map_err(io("write"))?;
+        f.sync_all().map_err(io("sync"))?;
+        std::fs::rename(&tmp, &self.path).map_err(io("replace"))?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync directory of"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+
+    #[test]
+    fn streams_survive_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::load(dir.path()).unwrap();
+        let id = catalog.allocate_id();
+        let def = StreamDef {
+            name: "bids".into(),
+            id,
+            schema: Schema::new(vec![
+                Field::new("auction", DataType::Int64, true),
+                Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            ]),
+            partitions: 4,
+            key: vec!["auction".into()],
+            watermark: Some(WatermarkDef { column: "ts".into(), delay_ms: 4000, expression: "ts - INTERVAL '4' SECOND".into() }),
+            retention_ms: None,
+            retention_bytes: Some(1 << 30),
+            idle_timeout_ms: 5000,
+            options: vec![],
+            query: None,
+            created_at_ms: 1,
+        };
+        catalog.put_stream(def.clone()).unwrap();
+        let reloaded = Catalog::load(dir.path()).unwrap();
+        assert_eq!(reloaded.stream("bids"), Some(&def));
+        assert!(reloaded.file.next_id >= id);
+    }
+
+    #[test]
+    fn corrupt_catalog_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("catalog.json"), b"{not json").unwrap();
+        let err = Catalog::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not valid"), "{err}");
+    }
+}

@@ -1,0 +1,70 @@
+//! Typed server configuration, defaulted in one place. Each setting comes from (highest
+//! first) a command-line flag, its `WEIR_*` environment variable, the TOML config file
+//! (`--config weir.toml`), or the default below, which works on a laptop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `weir serve` needs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where streams, segments and the catalog live. Default `./weir-data`.
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API and console. Default `127.0.0.1:7878`.
+    pub listen: SocketAddr,
+    /// Largest accepted request body; larger ones get 413. Default 64 MiB.
+    pub body_limit_bytes: usize,
+    /// Segment size at which a partition rolls to a new file. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Seconds between retention passes over all streams. Default 30.
+    pub retention_check_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./weir-data"),
+            listen: "127.0.0.1:7878".parse().expect("valid default address"),
+            body_limit_bytes: 64 << 20,
+            segment_bytes: 64 << 20,
+            retention_check_interval_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML config file; every key is optional.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    pub fn engine_config(&self) -> crate::engine::EngineConfig {
+        let mut engine = crate::engine::EngineConfig::new(&self.data_dir);
+        engine.segment_bytes = self.segment_bytes;
+        engine.retention_interval = std::time::Duration::from_secs(self.retention_check_interval_secs.max(1));
+        engine
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_refuses_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nbody_limit_bytes = 1024\n").unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.body_limit_bytes, 1024);
+        assert_eq!(config.data_dir, PathBuf::from("./weir-data"));
+        std::fs::write(&path, "listne = \"127.0.0.1:9000\"\n").unwrap();
+        assert!(Config::from_file(&path).unwrap_err().contains("listne"));
+    }
+}

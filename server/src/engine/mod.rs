@@ -1,0 +1,249 @@
+//! The engine runs statements and writes: it owns the catalog, the live streams and the
+//! DataFusion session, and ties the SQL layer to the logs. Knows nothing about HTTP.
+//!
+//! Concurrency: DDL is serialised by the catalog mutex; reads and writes of rows never
+//! take it (they find streams in the registry, a read-mostly map).
+
+mod ddl;
+mod error;
+mod show;
+
+pub use error::{Error, Result, datafusion_message};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{SchemaRef, UInt64Type};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::sql::{ParsedStatement, WeirStatement, hide_metadata_columns, name_insert_columns, parse_sql};
+use crate::stream::{PartitionWrite, Stream};
+use crate::table::{StreamRegistry, StreamSchemaProvider};
+
+/// What the engine needs to know; the server's config fills it.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// Size at which a partition's active segment is sealed and a new one started.
+    pub segment_bytes: u64,
+    /// How often retention runs over every stream.
+    pub retention_interval: Duration,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            segment_bytes: 64 << 20,
+            retention_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The result of one statement.
+#[derive(Debug, Clone)]
+pub enum StatementResult {
+    /// DDL and DML: a message and, for writes, how many rows.
+    Ok { message: String, rows_affected: Option<u64> },
+    /// A query's rows.
+    Rows { schema: SchemaRef, batches: Vec<RecordBatch>, elapsed: Duration },
+}
+
+/// A statement of a multi-statement text that failed, with the results before it.
+#[derive(Debug)]
+pub struct StatementError {
+    /// 1-based index of the failed statement, and where it starts in the text.
+    pub index: usize,
+    pub line: u64,
+    pub column: u64,
+    pub error: Error,
+    pub completed: Vec<StatementResult>,
+}
+
+/// The result of an ingest request.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestResult {
+    pub accepted: u64,
+    pub partitions: Vec<PartitionWrite>,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    /// Serialises DDL; holds the persisted definitions.
+    catalog: tokio::sync::Mutex<Catalog>,
+    streams: StreamRegistry,
+    session: SessionContext,
+    retention_task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("data_dir", &self.config.data_dir).finish()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.retention_task.abort();
+    }
+}
+
+impl Engine {
+    /// Opens the data dir: loads the catalog and recovers every stream's logs.
+    pub async fn open(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Arc<Engine>> {
+        let started = Instant::now();
+        std::fs::create_dir_all(config.data_dir.join("streams")).map_err(|e| {
+            Error::Invalid(format!("cannot create data dir {}: {e}", config.data_dir.display()))
+        })?;
+        let catalog = Catalog::load(&config.data_dir)?;
+        let streams = StreamRegistry::default();
+        let defs: Vec<_> = catalog.streams().cloned().collect();
+        for def in defs {
+            let stream = ddl::open_stream(&config, def, clock.clone()).await?;
+            streams.write().insert(stream.name().to_string(), stream);
+        }
+        ddl::remove_orphan_dirs(&config.data_dir, &catalog);
+
+        let session_config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("weir", "public");
+        let session = SessionContext::new_with_config(session_config);
+        let weir = MemoryCatalogProvider::new();
+        weir.register_schema("public", Arc::new(StreamSchemaProvider::new(streams.clone())))?;
+        session.register_catalog("weir", Arc::new(weir));
+
+        let retention_task = tokio::spawn(ddl::retention_loop(streams.clone(), config.retention_interval));
+        let n = streams.read().len();
+        tracing::info!(streams = n, elapsed_ms = started.elapsed().as_millis() as u64, "recovered data dir {}", config.data_dir.display());
+        Ok(Arc::new(Engine {
+            config,
+            clock,
+            catalog: tokio::sync::Mutex::new(catalog),
+            streams,
+            session,
+            retention_task,
+        }))
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn stream(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.read().get(name).cloned()
+    }
+
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().values().cloned().collect()
+    }
+
+    /// Runs `;`-separated statements in order, stopping at the first error.
+    pub async fn execute_sql(&self, sql: &str) -> Result<Vec<StatementResult>, StatementError> {
+        let statements = parse_sql(sql).map_err(|e| StatementError {
+            index: 1,
+            line: e.position.map_or(1, |p| p.0),
+            column: e.position.map_or(1, |p| p.1),
+            error: Error::Parse { message: e.message, position: e.position },
+            completed: Vec::new(),
+        })?;
+        let mut results = Vec::with_capacity(statements.len());
+        for ParsedStatement { statement, index, line, column } in statements {
+            match self.execute(statement).await {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    return Err(StatementError { index, line, column, error, completed: results });
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Runs one parsed statement.
+    pub async fn execute(&self, statement: WeirStatement) -> Result<StatementResult> {
+        match statement {
+            WeirStatement::CreateStream(create) => self.create_stream(create).await,
+            WeirStatement::DropStream { name, if_exists } => self.drop_stream(&name, if_exists).await,
+            WeirStatement::ShowStreams => Ok(show::show_streams(&self.streams())),
+            WeirStatement::Describe { name } => {
+                let stream = self.stream(&name).ok_or_else(|| unknown_stream_error(&name))?;
+                Ok(show::describe(&stream))
+            }
+            // No continuous queries run yet, so every input is already fully processed.
+            WeirStatement::Flush => Ok(StatementResult::Ok { message: "FLUSH".into(), rows_affected: None }),
+            WeirStatement::DataFusion(statement) => self.run_datafusion(*statement).await,
+        }
+    }
+
+    async fn run_datafusion(&self, mut statement: DFStatement) -> Result<StatementResult> {
+        let started = Instant::now();
+        if let DFStatement::Statement(inner) = &mut statement {
+            let streams = self.streams.read();
+            hide_metadata_columns(inner, &|name| streams.contains_key(name));
+            name_insert_columns(inner, &|name| {
+                streams
+                    .get(name)
+                    .map(|s| s.schema.fields().iter().map(|f| f.name().clone()).collect())
+            });
+        }
+        let state = self.session.state();
+        let plan = state.statement_to_plan(statement).await.map_err(Error::from_datafusion)?;
+        check_supported(&plan)?;
+        let is_insert = matches!(&plan, LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)));
+        let frame = self.session.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
+        let schema = frame.schema().as_arrow().clone();
+        let batches = frame.collect().await.map_err(Error::from_datafusion)?;
+        if is_insert {
+            let rows: u64 = batches
+                .iter()
+                .filter_map(|b| b.column(0).as_primitive_opt::<UInt64Type>())
+                .map(|c| c.values().iter().sum::<u64>())
+                .sum();
+            return Ok(StatementResult::Ok { message: format!("INSERT {rows}"), rows_affected: Some(rows) });
+        }
+        Ok(StatementResult::Rows { schema: Arc::new(schema), batches, elapsed: started.elapsed() })
+    }
+
+    /// Appends a decoded request body to a stream; returns once it is durable.
+    pub async fn ingest(&self, stream: &str, batch: RecordBatch) -> Result<IngestResult> {
+        let stream = self.stream(stream).ok_or_else(|| unknown_stream_error(stream))?;
+        let accepted = batch.num_rows() as u64;
+        let partitions = tokio::task::spawn_blocking(move || stream.append(&batch))
+            .await
+            .map_err(|e| Error::Internal(format!("ingest task failed: {e}")))??;
+        Ok(IngestResult { accepted, partitions })
+    }
+}
+
+pub fn unknown_stream_error(name: &str) -> Error {
+    Error::NotFound(format!("unknown stream \"{name}\"; SHOW STREAMS lists the streams that exist"))
+}
+
+/// Refuses DataFusion statements that make no sense on streams, with what to do instead.
+fn check_supported(plan: &LogicalPlan) -> Result<()> {
+    match plan {
+        LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_) | DdlStatement::CreateExternalTable(_)) => Err(
+            Error::Invalid("Weir stores data in streams: use CREATE STREAM name (columns...) instead of CREATE TABLE".into()),
+        ),
+        LogicalPlan::Ddl(DdlStatement::CreateView(_)) => Err(Error::Invalid(
+            "CREATE VIEW is not supported; materialized views (CREATE MATERIALIZED VIEW) come with continuous queries".into(),
+        )),
+        LogicalPlan::Ddl(_) => Err(Error::Invalid(format!(
+            "{} is not supported by Weir; see SHOW STREAMS, CREATE STREAM and DROP STREAM",
+            plan.display()
+        ))),
+        LogicalPlan::Dml(dml) if !matches!(dml.op, WriteOp::Insert(_)) => Err(Error::Invalid(format!(
+            "streams are append-only logs: {} is not supported; write new rows with INSERT instead",
+            dml.op
+        ))),
+        LogicalPlan::Copy(_) => Err(Error::Invalid("COPY is not supported; ingest over HTTP or with INSERT".into())),
+        _ => Ok(()),
+    }
+}

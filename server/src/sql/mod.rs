@@ -1,0 +1,70 @@
+//! The Weir dialect: statements DataFusion does not know (`CREATE STREAM`, `SHOW STREAMS`,
+//! `FLUSH`, ...) parsed by a wrapper around DataFusion's `DFParser`, and the helpers that
+//! turn their clauses (intervals, options, column lists) into typed values.
+//! Knows nothing about HTTP, storage or execution.
+
+mod options;
+mod parser;
+mod rewrite;
+
+pub use options::{StreamOptions, parse_duration_ms};
+pub use parser::{ParsedStatement, parse_sql};
+pub use rewrite::{hide_metadata_columns, name_insert_columns};
+
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{ColumnDef, Expr, Ident, ObjectName, Query, SqlOption};
+
+/// One statement of the Weir dialect.
+#[derive(Debug, Clone)]
+pub enum WeirStatement {
+    /// `CREATE STREAM [IF NOT EXISTS] s (cols, WATERMARK FOR ts AS ts - INTERVAL ..) WITH (..) [AS SELECT ..]`
+    CreateStream(CreateStream),
+    /// `DROP STREAM [IF EXISTS] s`
+    DropStream { name: String, if_exists: bool },
+    /// `SHOW STREAMS`
+    ShowStreams,
+    /// `DESCRIBE s`
+    Describe { name: String },
+    /// `FLUSH`: wait until continuous queries caught up with their inputs (see SQL.md).
+    Flush,
+    /// Anything else: planned and run by DataFusion (SELECT, INSERT, EXPLAIN, ...).
+    DataFusion(Box<DFStatement>),
+}
+
+/// A parsed `CREATE STREAM`.
+#[derive(Debug, Clone)]
+pub struct CreateStream {
+    pub name: String,
+    pub if_not_exists: bool,
+    pub columns: Vec<ColumnDef>,
+    pub watermark: Option<WatermarkClause>,
+    pub options: Vec<SqlOption>,
+    /// `AS SELECT ...`: a derived stream (continuous query).
+    pub query: Option<Box<Query>>,
+}
+
+/// `WATERMARK FOR column AS expression`.
+#[derive(Debug, Clone)]
+pub struct WatermarkClause {
+    pub column: Ident,
+    pub expr: Expr,
+}
+
+/// The normalized name of a table-like object: unquoted identifiers are lower-cased,
+/// as DataFusion does, so `Bids` and `bids` are the same stream and `"Bids"` is not.
+pub fn normalize_ident(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_ascii_lowercase()
+    }
+}
+
+/// The last part of an object name, normalized (`weir.public.bids` → `bids`).
+pub fn object_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|part| part.as_ident())
+        .map(normalize_ident)
+        .unwrap_or_default()
+}

@@ -1,0 +1,197 @@
+//! A live stream: its definition, one [`PartitionLog`] per partition, and the routing of
+//! written rows to partitions (hash of the key columns, or round-robin per batch).
+//! Knows nothing about SQL or HTTP; the engine owns the set of streams.
+
+mod routing;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::catalog::StreamDef;
+use crate::clock::Clock;
+use crate::log::{LogBatch, LogConfig, LogError, PartitionLog, RecoveryReport};
+
+/// Hidden per-row metadata, visible to SQL only when named.
+pub const METADATA_COLUMNS: [&str; 3] = ["_partition", "_offset", "_ingest_time"];
+
+/// The offsets one write got in one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionWrite {
+    pub partition: u32,
+    pub first_offset: u64,
+    pub last_offset: u64,
+}
+
+/// A stream that is open for reading and writing.
+#[derive(Debug)]
+pub struct Stream {
+    pub def: StreamDef,
+    /// The user columns, as stored.
+    pub schema: SchemaRef,
+    /// The user columns followed by the metadata columns: what SQL sees.
+    pub table_schema: SchemaRef,
+    pub dir: PathBuf,
+    partitions: Vec<Arc<PartitionLog>>,
+    key_indices: Vec<usize>,
+    next_partition: AtomicUsize,
+    /// Rows and Arrow bytes appended since the process started (for metrics).
+    ingested_rows: AtomicU64,
+    ingested_bytes: AtomicU64,
+}
+
+impl Stream {
+    /// Opens (creating or recovering) every partition of `def` under `dir`.
+    pub fn open(
+        dir: &Path,
+        def: StreamDef,
+        segment_bytes: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Stream, Vec<RecoveryReport>), LogError> {
+        let schema = Arc::new(def.schema.clone());
+        let config = LogConfig {
+            segment_bytes,
+            retention_ms: def.retention_ms,
+            retention_bytes: def.retention_bytes,
+        };
+        let mut partitions = Vec::new();
+        let mut reports = Vec::new();
+        for p in 0..def.partitions {
+            let (log, report) =
+                PartitionLog::open(&dir.join(p.to_string()), schema.clone(), config.clone(), clock.clone())?;
+            partitions.push(Arc::new(log));
+            reports.push(report);
+        }
+        let key_indices = def
+            .key
+            .iter()
+            .map(|k| schema.index_of(k).expect("key columns are checked at CREATE STREAM"))
+            .collect();
+        let stream = Stream {
+            table_schema: table_schema(&schema),
+            schema,
+            dir: dir.to_path_buf(),
+            partitions,
+            key_indices,
+            next_partition: AtomicUsize::new(0),
+            ingested_rows: AtomicU64::new(0),
+            ingested_bytes: AtomicU64::new(0),
+            def,
+        };
+        Ok((stream, reports))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    pub fn partitions(&self) -> &[Arc<PartitionLog>] {
+        &self.partitions
+    }
+
+    /// Appends `batch` (which has exactly the user columns) and returns once every row is
+    /// durable and readable. Blocking: call from a blocking thread.
+    ///
+    /// Each partition's part is appended first, then all touched partitions are committed
+    /// (fsynced) in parallel; concurrent writers to a partition share its fsyncs.
+    pub fn append(&self, batch: &RecordBatch) -> Result<Vec<PartitionWrite>, LogError> {
+        if batch.num_rows() == 0 {
+            return Ok(Vec::new());
+        }
+        let parts = if self.key_indices.is_empty() {
+            let p = self.next_partition.fetch_add(1, Ordering::Relaxed) % self.partitions.len();
+            vec![(p, batch.clone())]
+        } else {
+            routing::split_by_key(batch, &self.key_indices, self.partitions.len())?
+        };
+        let mut writes = Vec::with_capacity(parts.len());
+        for (p, part) in &parts {
+            let appended = self.partitions[*p].append(part)?;
+            writes.push((*p, appended));
+        }
+        if writes.len() == 1 {
+            let (p, a) = &writes[0];
+            self.partitions[*p].commit(a.end_offset)?;
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = writes
+                    .iter()
+                    .map(|(p, a)| {
+                        let log = &self.partitions[*p];
+                        scope.spawn(move || log.commit(a.end_offset))
+                    })
+                    .collect();
+                handles.into_iter().try_for_each(|h| h.join().expect("commit thread panicked"))
+            })?;
+        }
+        self.ingested_rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.ingested_bytes.fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+        Ok(writes
+            .into_iter()
+            .map(|(p, a)| PartitionWrite {
+                partition: p as u32,
+                first_offset: a.first_offset,
+                last_offset: a.last_offset,
+            })
+            .collect())
+    }
+
+    /// Rows appended since the process started.
+    pub fn ingested_rows(&self) -> u64 {
+        self.ingested_rows.load(Ordering::Relaxed)
+    }
+
+    /// Arrow bytes appended since the process started.
+    pub fn ingested_bytes(&self) -> u64 {
+        self.ingested_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Rows retained now (committed minus earliest, over partitions).
+    pub fn retained_rows(&self) -> u64 {
+        self.partitions
+            .iter()
+            .map(|p| p.committed_offset().saturating_sub(p.earliest_offset()))
+            .sum()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.partitions.iter().map(|p| p.size_bytes()).sum()
+    }
+
+    /// Applies retention to every partition.
+    pub fn enforce_retention(&self) -> Result<(), LogError> {
+        for p in &self.partitions {
+            p.enforce_retention()?;
+        }
+        Ok(())
+    }
+}
+
+/// The schema SQL sees: user columns, then `_partition INT, _offset BIGINT, _ingest_time TIMESTAMP`.
+pub fn table_schema(schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(METADATA_COLUMNS[0], DataType::Int32, false));
+    fields.push(Field::new(METADATA_COLUMNS[1], DataType::Int64, false));
+    fields.push(Field::new(
+        METADATA_COLUMNS[2],
+        DataType::Timestamp(TimeUnit::Millisecond, None),
+        false,
+    ));
+    Arc::new(Schema::new(fields))
+}
+
+/// The metadata column `index` (0 = `_partition`, 1 = `_offset`, 2 = `_ingest_time`) for
+/// the rows of one log batch.
+pub fn metadata_column(index: usize, partition: u32, batch: &LogBatch) -> ArrayRef {
+    let n = batch.batch.num_rows();
+    match index {
+        0 => Arc::new(Int32Array::from_value(partition as i32, n)),
+        1 => Arc::new(Int64Array::from_iter_values(
+            (batch.base_offset..batch.base_offset + n as u64).map(|o| o as i64),
+        )),
+        _ => Arc::new(TimestampMillisecondArray::from_value(batch.ingest_time_ms, n)),
+    }
+}
