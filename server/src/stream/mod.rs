@@ -173,13 +173,11 @@ impl Stream {
 /// The schema SQL sees: user columns, then `_partition INT, _offset BIGINT, _ingest_time TIMESTAMP`.
 pub fn table_schema(schema: &Schema) -> SchemaRef {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(METADATA_COLUMNS[0], DataType::Int32, false));
-    fields.push(Field::new(METADATA_COLUMNS[1], DataType::Int64, false));
-    fields.push(Field::new(
-        METADATA_COLUMNS[2],
-        DataType::Timestamp(TimeUnit::Millisecond, None),
-        false,
-    ));
+    // Never NULL when read; nullable so an INSERT without them (they get NULL, then
+    // the values Weir assigns) plans.
+    fields.push(Field::new(METADATA_COLUMNS[0], DataType::Int32, true));
+    fields.push(Field::new(METADATA_COLUMNS[1], DataType::Int64, true));
+    fields.push(Field::new(METADATA_COLUMNS[2], DataType::Timestamp(TimeUnit::Millisecond, None), true));
     Arc::new(Schema::new(fields))
 }
 
