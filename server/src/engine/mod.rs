@@ -112,9 +112,12 @@ impl Engine {
         }
         ddl::remove_orphan_dirs(&config.data_dir, &catalog);
 
-        let session_config = SessionConfig::new()
+        let mut session_config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("weir", "public");
+        // TEXT columns are stored as plain Utf8: the log format, ingest decoders and
+        // Parquet exports all speak it, and DataFusion reads it at full speed.
+        session_config.options_mut().sql_parser.map_string_types_to_utf8view = false;
         let session = SessionContext::new_with_config(session_config);
         let weir = MemoryCatalogProvider::new();
         weir.register_schema("public", Arc::new(StreamSchemaProvider::new(streams.clone())))?;

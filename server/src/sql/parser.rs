@@ -250,7 +250,7 @@ mod tests {
     fn errors_carry_positions() {
         let err = parse_sql("SELECT 1;\nSELEC 2").unwrap_err();
         assert_eq!(err.position, Some((2, 1)), "{}", err.message);
-        let err = parse_sql("CREATE STREAM s (a BIGINT,").unwrap_err();
+        let err = parse_sql("CREATE STREAM s (a BIGINT, 5)").unwrap_err();
         assert!(err.position.is_some(), "{}", err.message);
     }
 }

@@ -1,1 +1,6 @@
+//! Integration tests: the real `weir` binary, started as a user would, driven over HTTP.
+//! One test binary (each links all of DataFusion); one module per area.
 
+mod crash;
+mod http;
+mod server;

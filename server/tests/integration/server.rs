@@ -1,0 +1,130 @@
+//! A `weir serve` child process on a free port with its own data dir.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Weir {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub client: reqwest::blocking::Client,
+}
+
+impl Weir {
+    /// Starts `weir serve` on `data_dir` and waits for its "ready" log line.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> Weir {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra_args)
+            .env("WEIR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start weir");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(at) = line.find("ready at http://") {
+                        let url: String =
+                            line[at + "ready at ".len()..].split_whitespace().next().unwrap().to_string();
+                        let _ = tx.send(url);
+                        sent = true;
+                    }
+                }
+                if std::env::var_os("WEIR_TEST_LOGS").is_some() {
+                    eprintln!("[weir] {line}");
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(60)).expect("weir did not become ready in 60 s");
+        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        Weir { child, url, data_dir: data_dir.to_path_buf(), client }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `POST /v1/sql`; returns status and JSON body.
+    pub fn sql(&self, sql: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/sql", self.url))
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .expect("POST /v1/sql");
+        let status = response.status().as_u16();
+        (status, response.json().expect("JSON body"))
+    }
+
+    /// `POST /v1/sql` that must succeed.
+    pub fn sql_ok(&self, sql: &str) -> Value {
+        let (status, body) = self.sql(sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+        body
+    }
+
+    /// The single value of a one-row, one-column query.
+    pub fn scalar(&self, sql: &str) -> Value {
+        let body = self.sql_ok(sql);
+        body["rows"][0][0].clone()
+    }
+
+    pub fn ingest(&self, stream: &str, content_type: &str, body: impl Into<reqwest::blocking::Body>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/streams/{stream}/records", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("POST records");
+        let status = response.status().as_u16();
+        (status, response.json().expect("JSON body"))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(format!("{}{path}", self.url)).send().expect("GET");
+        (response.status().as_u16(), response.text().unwrap())
+    }
+
+    pub fn get_json(&self, path: &str) -> Value {
+        let (status, text) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait; returns whether it exited cleanly within `timeout`.
+    pub fn terminate(mut self, timeout: Duration) -> bool {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        false
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
