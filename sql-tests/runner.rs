@@ -29,7 +29,11 @@ fn main() {
     let tests = files
         .into_iter()
         .map(|path| {
-            let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             Trial::test(name, move || run_file(&path))
         })
         .collect();
@@ -48,13 +52,21 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn run_file(path: &Path) -> Result<(), Failed> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let result = match std::env::var("WEIR_SLT_URL") {
             Ok(url) => {
                 let mut runner = Runner::new(move || {
                     let url = url.clone();
-                    async move { Ok::<_, DbError>(HttpDb { url, client: reqwest::Client::new() }) }
+                    async move {
+                        Ok::<_, DbError>(HttpDb {
+                            url,
+                            client: reqwest::Client::new(),
+                        })
+                    }
                 });
                 runner.run_file_async(path).await
             }
@@ -83,7 +95,10 @@ impl std::fmt::Display for DbError {
 impl std::error::Error for DbError {}
 
 fn is_restart(sql: &str) -> bool {
-    sql.trim().trim_end_matches(';').trim().eq_ignore_ascii_case("restart")
+    sql.trim()
+        .trim_end_matches(';')
+        .trim()
+        .eq_ignore_ascii_case("restart")
 }
 
 /// Weir in this process, on a data dir that lives as long as the test file.
@@ -95,13 +110,18 @@ struct InProcessDb {
 impl InProcessDb {
     async fn open(dir: Arc<tempfile::TempDir>) -> Result<Self, DbError> {
         let engine = Self::engine(&dir).await?;
-        Ok(InProcessDb { dir, engine: Some(engine) })
+        Ok(InProcessDb {
+            dir,
+            engine: Some(engine),
+        })
     }
 
     async fn engine(dir: &tempfile::TempDir) -> Result<Arc<Engine>, DbError> {
         let mut config = EngineConfig::new(dir.path());
         config.segment_bytes = 4096; // small segments so tests cross segment boundaries
-        Engine::open(config, Arc::new(SystemClock)).await.map_err(|e| DbError(e.to_string()))
+        Engine::open(config, Arc::new(SystemClock))
+            .await
+            .map_err(|e| DbError(e.to_string()))
     }
 }
 
@@ -117,11 +137,23 @@ impl sqllogictest::AsyncDB for InProcessDb {
             return Ok(DBOutput::StatementComplete(0));
         }
         let engine = self.engine.as_ref().expect("engine is open");
-        let mut results = engine.execute_sql(sql).await.map_err(|e| DbError(e.error.to_string()))?;
+        let mut results = engine
+            .execute_sql(sql)
+            .await
+            .map_err(|e| DbError(e.error.to_string()))?;
         match results.pop() {
-            Some(StatementResult::Rows { batches, schema, .. }) => {
-                let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
-                Ok(DBOutput::Rows { types, rows: format_rows(&batches)? })
+            Some(StatementResult::Rows {
+                batches, schema, ..
+            }) => {
+                let types = schema
+                    .fields()
+                    .iter()
+                    .map(|f| column_type(f.data_type()))
+                    .collect();
+                Ok(DBOutput::Rows {
+                    types,
+                    rows: format_rows(&batches)?,
+                })
             }
             Some(StatementResult::Ok { rows_affected, .. }) => {
                 Ok(DBOutput::StatementComplete(rows_affected.unwrap_or(0)))
@@ -170,22 +202,46 @@ impl sqllogictest::AsyncDB for HttpDb {
         let status = response.status();
         let body = response.bytes().await.map_err(http)?;
         if is_arrow {
-            let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
-                .map_err(|e| DbError(e.to_string()))?;
+            let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(
+                std::io::Cursor::new(body),
+                None,
+            )
+            .map_err(|e| DbError(e.to_string()))?;
             let schema = reader.schema();
-            let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| DbError(e.to_string()))?;
-            let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
-            return Ok(DBOutput::Rows { types, rows: format_rows(&batches)? });
+            let batches: Vec<RecordBatch> = reader
+                .collect::<Result<_, _>>()
+                .map_err(|e| DbError(e.to_string()))?;
+            let types = schema
+                .fields()
+                .iter()
+                .map(|f| column_type(f.data_type()))
+                .collect();
+            return Ok(DBOutput::Rows {
+                types,
+                rows: format_rows(&batches)?,
+            });
         }
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| DbError(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| DbError(e.to_string()))?;
         if !status.is_success() {
-            return Err(DbError(value["error"]["message"].as_str().unwrap_or("error").to_string()));
+            return Err(DbError(
+                value["error"]["message"]
+                    .as_str()
+                    .unwrap_or("error")
+                    .to_string(),
+            ));
         }
         let last = match value["kind"].as_str() {
-            Some("multi") => value["results"].as_array().and_then(|r| r.last()).cloned().unwrap_or_default(),
+            Some("multi") => value["results"]
+                .as_array()
+                .and_then(|r| r.last())
+                .cloned()
+                .unwrap_or_default(),
             _ => value,
         };
-        Ok(DBOutput::StatementComplete(last["rows_affected"].as_u64().unwrap_or(0)))
+        Ok(DBOutput::StatementComplete(
+            last["rows_affected"].as_u64().unwrap_or(0),
+        ))
     }
 
     async fn shutdown(&mut self) {}
@@ -220,7 +276,11 @@ fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DbError> {
                     .zip(batch.columns())
                     .map(|(f, column)| {
                         let text = f.value(row).to_string();
-                        if text.is_empty() && !column.is_null(row) { "(empty)".to_string() } else { text }
+                        if text.is_empty() && !column.is_null(row) {
+                            "(empty)".to_string()
+                        } else {
+                            text
+                        }
                     })
                     .collect(),
             );

@@ -46,7 +46,8 @@ impl Config {
     pub fn engine_config(&self) -> crate::engine::EngineConfig {
         let mut engine = crate::engine::EngineConfig::new(&self.data_dir);
         engine.segment_bytes = self.segment_bytes;
-        engine.retention_interval = std::time::Duration::from_secs(self.retention_check_interval_secs.max(1));
+        engine.retention_interval =
+            std::time::Duration::from_secs(self.retention_check_interval_secs.max(1));
         engine
     }
 }
@@ -59,7 +60,11 @@ mod tests {
     fn file_overrides_defaults_and_refuses_typos() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nbody_limit_bytes = 1024\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nbody_limit_bytes = 1024\n",
+        )
+        .unwrap();
         let config = Config::from_file(&path).unwrap();
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.body_limit_bytes, 1024);

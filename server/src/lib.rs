@@ -3,25 +3,29 @@
 //! how SQL reaches them (sql, table), the engine that ties these together, and the HTTP
 //! API in front.
 
-/// Typed configuration, defaulted in one place.
-pub mod config;
+/// The HTTP API.
+pub mod api;
+/// Persisted definitions of streams.
+pub mod catalog;
 /// Injectable wall clock (tests use a manual one).
 pub mod clock;
-/// Weir's SQL type names for Arrow types.
-pub mod types;
+/// Typed configuration, defaulted in one place.
+pub mod config;
+/// Runs statements and writes.
+pub mod engine;
 /// Request bodies (NDJSON, JSON, CSV, Arrow IPC) to Arrow batches, with precise errors.
 pub mod ingest;
 /// Append-only partition logs of Arrow batches on disk.
 pub mod log;
-/// A stream: its partitions and the routing of rows to them.
-pub mod stream;
-/// Persisted definitions of streams.
-pub mod catalog;
+/// LogicalPlan -> streaming plan for continuous queries.
+pub mod planner;
+/// Runs continuous queries: sources, steps, sinks, progress.
+pub mod runtime;
 /// The Weir SQL dialect: wrapper parser and rewrites.
 pub mod sql;
+/// A stream: its partitions and the routing of rows to them.
+pub mod stream;
 /// Streams as DataFusion tables (scan and insert).
 pub mod table;
-/// Runs statements and writes.
-pub mod engine;
-/// The HTTP API.
-pub mod api;
+/// Weir's SQL type names for Arrow types.
+pub mod types;

@@ -77,7 +77,9 @@ fn main() -> ExitCode {
         .init();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = match cli.command {
-        Command::Serve(args) => args.resolve().and_then(|config| runtime.block_on(serve(config))),
+        Command::Serve(args) => args
+            .resolve()
+            .and_then(|config| runtime.block_on(serve(config))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,7 +93,12 @@ fn main() -> ExitCode {
 async fn serve(config: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e} (is another Weir running? try --listen 127.0.0.1:0)", config.listen))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (is another Weir running? try --listen 127.0.0.1:0)",
+                config.listen
+            )
+        })?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let state = ApiState::new(config.body_limit_bytes);
     let server = tokio::spawn(api::serve(listener, state.clone(), shutdown_signal()));
@@ -100,7 +107,10 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot open data dir {}: {e}", config.data_dir.display()))?;
     state.set_engine(engine);
-    tracing::info!("Weir is ready at http://{address} (data dir {})", config.data_dir.display());
+    tracing::info!(
+        "Weir is ready at http://{address} (data dir {})",
+        config.data_dir.display()
+    );
     server
         .await
         .map_err(|e| format!("server task failed: {e}"))?

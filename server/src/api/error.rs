@@ -20,7 +20,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: Default::default() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Default::default(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -40,12 +45,16 @@ impl From<Error> for ApiError {
             Error::Parse { position, .. } => {
                 let e = ApiError::new(StatusCode::BAD_REQUEST, "sql_parse_error", message);
                 match position {
-                    Some((line, column)) => e.with("position", json!({"line": line, "column": column})),
+                    Some((line, column)) => {
+                        e.with("position", json!({"line": line, "column": column}))
+                    }
                     None => e,
                 }
             }
             Error::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
-            Error::AlreadyExists(_) => ApiError::new(StatusCode::CONFLICT, "already_exists", message),
+            Error::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_exists", message)
+            }
             Error::Decode(d) => {
                 let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_rows", message);
                 if let Some(row) = d.row {
@@ -73,7 +82,13 @@ impl From<StatementError> for ApiError {
     /// Names the failed statement when the request had several, and where it starts.
     fn from(e: StatementError) -> Self {
         let many = e.index > 1 || !e.completed.is_empty();
-        let position_known = matches!(&e.error, Error::Parse { position: Some(_), .. });
+        let position_known = matches!(
+            &e.error,
+            Error::Parse {
+                position: Some(_),
+                ..
+            }
+        );
         let mut api = ApiError::from(e.error);
         if many {
             api.message = format!("statement {} (line {}): {}", e.index, e.line, api.message);

@@ -19,7 +19,12 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiEr
 }
 
 pub async fn metrics(State(state): State<ApiState>) -> Response {
-    let streams = state.inner.engine.get().map(|e| e.streams()).unwrap_or_default();
+    let streams = state
+        .inner
+        .engine
+        .get()
+        .map(|e| e.streams())
+        .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.inner.metrics.render(&streams),
@@ -32,5 +37,9 @@ pub async fn openapi() -> Response {
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {}; see /v1/openapi.json", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {}; see /v1/openapi.json", uri.path()),
+    )
 }

@@ -40,7 +40,11 @@ struct Inner {
 impl ApiState {
     pub fn new(body_limit: usize) -> Self {
         ApiState {
-            inner: Arc::new(Inner { engine: OnceLock::new(), body_limit, metrics: Default::default() }),
+            inner: Arc::new(Inner {
+                engine: OnceLock::new(),
+                body_limit,
+                metrics: Default::default(),
+            }),
         }
     }
 
@@ -58,7 +62,10 @@ impl ApiState {
 
     /// The engine, or 503 while Weir is still recovering.
     pub fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
-        self.inner.engine.get().ok_or_else(|| ApiError::from(crate::engine::Error::NotReady))
+        self.inner
+            .engine
+            .get()
+            .ok_or_else(|| ApiError::from(crate::engine::Error::NotReady))
     }
 }
 
@@ -69,14 +76,20 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/sql", post(sql::post_sql))
         .route("/v1/streams", get(streams::list))
         .route("/v1/streams/{name}", get(streams::get_one))
-        .route("/v1/streams/{name}/records", post(streams::ingest).get(streams::consume))
+        .route(
+            "/v1/streams/{name}/records",
+            post(streams::ingest).get(streams::consume),
+        )
         .route("/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), record_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
         .with_state(state)
 }
 
@@ -90,7 +103,12 @@ async fn record_request(State(state): State<ApiState>, request: Request, next: N
     let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    state.inner.metrics.observe(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    state.inner.metrics.observe(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -100,5 +118,7 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -19,15 +19,27 @@ struct SqlRequest {
 
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
-pub async fn post_sql(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn post_sql(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let engine = state.engine()?;
     let request: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!("expected a JSON body like {{\"sql\": \"SELECT 1\"}}: {e}"))
+        ApiError::bad_request(format!(
+            "expected a JSON body like {{\"sql\": \"SELECT 1\"}}: {e}"
+        ))
     })?;
     let mut results = engine.execute_sql(&request.sql).await?;
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if results.len() == 1 {
-        if let StatementResult::Rows { schema, batches, .. } = &results[0] {
+        if let StatementResult::Rows {
+            schema, batches, ..
+        } = &results[0]
+        {
             if accept.contains(ARROW_STREAM) {
                 return Ok(arrow_response(schema, batches)?);
             }
@@ -46,20 +58,31 @@ pub async fn post_sql(State(state): State<ApiState>, headers: HeaderMap, body: B
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the result failed: {e}"))
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("encoding the result failed: {e}"),
+    )
 }
 
 /// One statement's result object.
 pub fn result_json(result: &StatementResult) -> Result<Value, ApiError> {
     Ok(match result {
-        StatementResult::Ok { message, rows_affected } => {
+        StatementResult::Ok {
+            message,
+            rows_affected,
+        } => {
             let mut v = json!({"kind": "ok", "message": message});
             if let Some(n) = rows_affected {
                 v["rows_affected"] = json!(n);
             }
             v
         }
-        StatementResult::Rows { schema, batches, elapsed } => {
+        StatementResult::Rows {
+            schema,
+            batches,
+            elapsed,
+        } => {
             let columns: Vec<Value> = schema
                 .fields()
                 .iter()
@@ -83,8 +106,8 @@ pub fn arrow_response(
 ) -> Result<Response, ApiError> {
     let mut buffer = Vec::new();
     {
-        let mut writer =
-            datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut buffer, schema).map_err(internal)?;
+        let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut buffer, schema)
+            .map_err(internal)?;
         for batch in batches {
             writer.write(batch).map_err(internal)?;
         }
@@ -98,7 +121,9 @@ fn csv_response(
     batches: &[datafusion::arrow::array::RecordBatch],
 ) -> Result<Response, ApiError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(schema.fields().iter().map(|f| f.name())).map_err(internal)?;
+    writer
+        .write_record(schema.fields().iter().map(|f| f.name()))
+        .map_err(internal)?;
     for batch in batches {
         let columns: Vec<Vec<Value>> = batch
             .columns()

@@ -23,13 +23,18 @@ pub async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
     Ok(axum::Json(json!({ "streams": streams })).into_response())
 }
 
-pub async fn get_one(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_one(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let stream = find(state.engine()?, &name)?;
     Ok(axum::Json(stream_json(&stream)).into_response())
 }
 
 fn find(engine: &Engine, name: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
-    engine.stream(name).ok_or_else(|| unknown_stream_error(name).into())
+    engine
+        .stream(name)
+        .ok_or_else(|| unknown_stream_error(name).into())
 }
 
 /// A stream's definition and live figures.
@@ -100,7 +105,10 @@ pub async fn ingest(
         }
     })?;
     let stream = find(&engine, &name)?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/x-ndjson");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-ndjson");
     let header_row = params.get("header").is_none_or(|v| v != "false");
     let format = Format::from_content_type(content_type, header_row).ok_or_else(|| {
         ApiError::new(
@@ -133,7 +141,13 @@ pub async fn consume(
     let number = |key: &str| -> Result<Option<u64>, ApiError> {
         params
             .get(key)
-            .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("{key} must be a non-negative integer, got {v:?}"))))
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{key} must be a non-negative integer, got {v:?}"
+                    ))
+                })
+            })
             .transpose()
     };
     let partition = number("partition")?.unwrap_or(0);
@@ -167,14 +181,18 @@ pub async fn consume(
         .map(|columns| datafusion::arrow::array::RecordBatch::try_new(schema.clone(), columns))
         .collect::<Result<_, _>>()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.contains(ARROW_STREAM) {
         return arrow_response(&schema, &batches);
     }
     let mut records = Vec::new();
     for batch in &batches {
-        let rows = values::rows(std::slice::from_ref(batch))
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let rows = values::rows(std::slice::from_ref(batch)).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?;
         for row in rows {
             let Value::Array(cells) = row else { continue };
             let value: serde_json::Map<String, Value> = schema.fields()[..user_columns]

@@ -12,7 +12,11 @@ use serde_json::{Number, Value};
 pub fn column_values(array: &dyn Array) -> Result<Vec<Value>, ArrowError> {
     macro_rules! numbers {
         ($t:ty) => {
-            array.as_primitive::<$t>().iter().map(|v| v.map_or(Value::Null, |v| Value::from(v))).collect()
+            array
+                .as_primitive::<$t>()
+                .iter()
+                .map(|v| v.map_or(Value::Null, |v| Value::from(v)))
+                .collect()
         };
     }
     macro_rules! floats {
@@ -20,13 +24,20 @@ pub fn column_values(array: &dyn Array) -> Result<Vec<Value>, ArrowError> {
             array
                 .as_primitive::<$t>()
                 .iter()
-                .map(|v| v.and_then(|v| Number::from_f64(v as f64)).map_or(Value::Null, Value::Number))
+                .map(|v| {
+                    v.and_then(|v| Number::from_f64(v as f64))
+                        .map_or(Value::Null, Value::Number)
+                })
                 .collect()
         };
     }
     Ok(match array.data_type() {
         DataType::Null => vec![Value::Null; array.len()],
-        DataType::Boolean => array.as_boolean().iter().map(|v| v.map_or(Value::Null, Value::Bool)).collect(),
+        DataType::Boolean => array
+            .as_boolean()
+            .iter()
+            .map(|v| v.map_or(Value::Null, Value::Bool))
+            .collect(),
         DataType::Int8 => numbers!(Int8Type),
         DataType::Int16 => numbers!(Int16Type),
         DataType::Int32 => numbers!(Int32Type),
@@ -38,18 +49,39 @@ pub fn column_values(array: &dyn Array) -> Result<Vec<Value>, ArrowError> {
         DataType::Float16 => array
             .as_primitive::<Float16Type>()
             .iter()
-            .map(|v| v.and_then(|v| Number::from_f64(v.to_f64())).map_or(Value::Null, Value::Number))
+            .map(|v| {
+                v.and_then(|v| Number::from_f64(v.to_f64()))
+                    .map_or(Value::Null, Value::Number)
+            })
             .collect(),
         DataType::Float32 => floats!(Float32Type),
         DataType::Float64 => floats!(Float64Type),
-        DataType::Utf8 => array.as_string::<i32>().iter().map(|v| v.map_or(Value::Null, Value::from)).collect(),
-        DataType::LargeUtf8 => array.as_string::<i64>().iter().map(|v| v.map_or(Value::Null, Value::from)).collect(),
-        DataType::Utf8View => array.as_string_view().iter().map(|v| v.map_or(Value::Null, Value::from)).collect(),
+        DataType::Utf8 => array
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map_or(Value::Null, Value::from))
+            .collect(),
+        DataType::LargeUtf8 => array
+            .as_string::<i64>()
+            .iter()
+            .map(|v| v.map_or(Value::Null, Value::from))
+            .collect(),
+        DataType::Utf8View => array
+            .as_string_view()
+            .iter()
+            .map(|v| v.map_or(Value::Null, Value::from))
+            .collect(),
         _ => {
             let options = FormatOptions::default().with_null("");
             let formatter = ArrayFormatter::try_new(array, &options)?;
             (0..array.len())
-                .map(|i| if array.is_null(i) { Value::Null } else { Value::String(formatter.value(i).to_string()) })
+                .map(|i| {
+                    if array.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::String(formatter.value(i).to_string())
+                    }
+                })
                 .collect()
         }
     })
@@ -59,11 +91,19 @@ pub fn column_values(array: &dyn Array) -> Result<Vec<Value>, ArrowError> {
 pub fn rows(batches: &[RecordBatch]) -> Result<Vec<Value>, ArrowError> {
     let mut out = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for batch in batches {
-        let columns: Vec<Vec<Value>> =
-            batch.columns().iter().map(|c| column_values(c.as_ref())).collect::<Result<_, _>>()?;
+        let columns: Vec<Vec<Value>> = batch
+            .columns()
+            .iter()
+            .map(|c| column_values(c.as_ref()))
+            .collect::<Result<_, _>>()?;
         let mut iters: Vec<_> = columns.into_iter().map(|c| c.into_iter()).collect();
         for _ in 0..batch.num_rows() {
-            out.push(Value::Array(iters.iter_mut().map(|c| c.next().unwrap_or(Value::Null)).collect()));
+            out.push(Value::Array(
+                iters
+                    .iter_mut()
+                    .map(|c| c.next().unwrap_or(Value::Null))
+                    .collect(),
+            ));
         }
     }
     Ok(out)
@@ -72,20 +112,41 @@ pub fn rows(batches: &[RecordBatch]) -> Result<Vec<Value>, ArrowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Decimal128Array, Float64Array, Int64Array, TimestampNanosecondArray};
+    use datafusion::arrow::array::{
+        Decimal128Array, Float64Array, Int64Array, TimestampNanosecondArray,
+    };
     use std::sync::Arc;
 
     #[test]
     fn http_value_encodings() {
         let ts = TimestampNanosecondArray::from(vec![Some(1_704_067_210_000_000_000), None]);
-        assert_eq!(column_values(&ts).unwrap(), vec![Value::from("2024-01-01T00:00:10"), Value::Null]);
+        assert_eq!(
+            column_values(&ts).unwrap(),
+            vec![Value::from("2024-01-01T00:00:10"), Value::Null]
+        );
         let tz = ts.clone().with_timezone("+00:00");
-        assert_eq!(column_values(&tz).unwrap()[0], Value::from("2024-01-01T00:00:10Z"));
-        let d = Decimal128Array::from(vec![12345]).with_precision_and_scale(10, 2).unwrap();
+        assert_eq!(
+            column_values(&tz).unwrap()[0],
+            Value::from("2024-01-01T00:00:10Z")
+        );
+        let d = Decimal128Array::from(vec![12345])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
         assert_eq!(column_values(&d).unwrap(), vec![Value::from("123.45")]);
-        assert_eq!(column_values(&Int64Array::from(vec![7])).unwrap(), vec![Value::from(7)]);
-        assert_eq!(column_values(&Float64Array::from(vec![f64::NAN, 1.5])).unwrap(), vec![Value::Null, Value::from(1.5)]);
-        let batch = RecordBatch::try_from_iter(vec![("a", Arc::new(Int64Array::from(vec![1, 2])) as _)]).unwrap();
-        assert_eq!(rows(&[batch]).unwrap(), vec![serde_json::json!([1]), serde_json::json!([2])]);
+        assert_eq!(
+            column_values(&Int64Array::from(vec![7])).unwrap(),
+            vec![Value::from(7)]
+        );
+        assert_eq!(
+            column_values(&Float64Array::from(vec![f64::NAN, 1.5])).unwrap(),
+            vec![Value::Null, Value::from(1.5)]
+        );
+        let batch =
+            RecordBatch::try_from_iter(vec![("a", Arc::new(Int64Array::from(vec![1, 2])) as _)])
+                .unwrap();
+        assert_eq!(
+            rows(&[batch]).unwrap(),
+            vec![serde_json::json!([1]), serde_json::json!([2])]
+        );
     }
 }

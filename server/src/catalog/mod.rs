@@ -22,7 +22,9 @@ pub enum CatalogError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("catalog file {path} is not valid: {source}; restore it from a backup or move it away to start empty")]
+    #[error(
+        "catalog file {path} is not valid: {source}; restore it from a backup or move it away to start empty"
+    )]
     Invalid {
         path: PathBuf,
         source: serde_json::Error,
@@ -70,11 +72,37 @@ pub struct WatermarkDef {
     pub expression: String,
 }
 
+/// What a continuous query writes into.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryKind {
+    /// `CREATE STREAM name AS SELECT ...`
+    Stream,
+    /// `CREATE MATERIALIZED VIEW name AS SELECT ...`
+    MaterializedView,
+}
+
+/// A continuous query: its output's name and the SELECT it runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueryDef {
+    pub id: u64,
+    /// The stream or view it writes (also the query's name).
+    pub name: String,
+    pub kind: QueryKind,
+    /// The SELECT, as the user wrote it.
+    pub select: String,
+    /// The stream it reads.
+    pub source: String,
+    pub created_at_ms: i64,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CatalogFile {
     version: u32,
     next_id: u64,
     streams: BTreeMap<String, StreamDef>,
+    #[serde(default)]
+    queries: BTreeMap<String, QueryDef>,
 }
 
 /// The persisted catalog. Callers serialise changes (the engine holds it in a mutex).
@@ -89,13 +117,23 @@ impl Catalog {
     pub fn load(data_dir: &Path) -> Result<Catalog, CatalogError> {
         let path = data_dir.join("catalog.json");
         let file = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|source| CatalogError::Invalid { path: path.clone(), source })?,
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| CatalogError::Invalid {
+                    path: path.clone(),
+                    source,
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogFile {
                 version: 1,
                 ..Default::default()
             },
-            Err(source) => return Err(CatalogError::Io { action: "read", path, source }),
+            Err(source) => {
+                return Err(CatalogError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
         };
         Ok(Catalog { path, file })
     }
@@ -138,8 +176,73 @@ impl Catalog {
         Ok(removed)
     }
 
+    pub fn queries(&self) -> impl Iterator<Item = &QueryDef> {
+        self.file.queries.values()
+    }
+
+    pub fn query(&self, name: &str) -> Option<&QueryDef> {
+        self.file.queries.get(name)
+    }
+
+    /// Adds a query, and the derived stream it writes if any, in one durable change.
+    pub fn put_query(
+        &mut self,
+        query: QueryDef,
+        output: Option<StreamDef>,
+    ) -> Result<(), CatalogError> {
+        let previous_query = self.file.queries.insert(query.name.clone(), query.clone());
+        let previous_stream = output.map(|def| {
+            (
+                def.name.clone(),
+                self.file.streams.insert(def.name.clone(), def),
+            )
+        });
+        self.save().inspect_err(|_| {
+            match previous_query {
+                Some(old) => self.file.queries.insert(query.name.clone(), old),
+                None => self.file.queries.remove(&query.name),
+            };
+            if let Some((name, old)) = previous_stream {
+                match old {
+                    Some(old) => self.file.streams.insert(name, old),
+                    None => self.file.streams.remove(&name),
+                };
+            }
+        })
+    }
+
+    /// Removes a query (and the stream it writes, if `with_stream`) in one durable change.
+    pub fn remove_query(
+        &mut self,
+        name: &str,
+        with_stream: bool,
+    ) -> Result<Option<QueryDef>, CatalogError> {
+        let Some(query) = self.file.queries.remove(name) else {
+            return Ok(None);
+        };
+        let stream = if with_stream {
+            self.file.streams.remove(name)
+        } else {
+            None
+        };
+        if let Err(e) = self.save() {
+            self.file.queries.insert(name.to_string(), query);
+            if let Some(def) = stream {
+                self.file.streams.insert(name.to_string(), def);
+            }
+            return Err(e);
+        }
+        Ok(Some(query))
+    }
+
     fn save(&self) -> Result<(), CatalogError> {
-        let io = |action| move |source| CatalogError::Io { action, path: self.path.clone(), source };
+        let io = |action| {
+            move |source| CatalogError::Io {
+                action,
+                path: self.path.clone(),
+                source,
+            }
+        };
         let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(&self.file).expect("catalog serialises");
         let mut f = std::fs::File::create(&tmp).map_err(io("create"))?;
@@ -147,7 +250,9 @@ impl Catalog {
         f.sync_all().map_err(io("sync"))?;
         std::fs::rename(&tmp, &self.path).map_err(io("replace"))?;
         if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync directory of"))?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("sync directory of"))?;
         }
         Ok(())
     }
@@ -172,7 +277,11 @@ mod tests {
             ]),
             partitions: 4,
             key: vec!["auction".into()],
-            watermark: Some(WatermarkDef { column: "ts".into(), delay_ms: 4000, expression: "ts - INTERVAL '4' SECOND".into() }),
+            watermark: Some(WatermarkDef {
+                column: "ts".into(),
+                delay_ms: 4000,
+                expression: "ts - INTERVAL '4' SECOND".into(),
+            }),
             retention_ms: None,
             retention_bytes: Some(1 << 30),
             idle_timeout_ms: 5000,

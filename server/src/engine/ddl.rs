@@ -15,7 +15,9 @@ use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value};
 use super::{Engine, Error, Result, StatementResult, unknown_stream_error};
 use crate::catalog::{Catalog, StreamDef, WatermarkDef};
 use crate::clock::Clock;
-use crate::sql::{CreateStream, StreamOptions, WatermarkClause, normalize_ident, parse_duration_ms};
+use crate::sql::{
+    CreateStream, StreamOptions, WatermarkClause, normalize_ident, parse_duration_ms,
+};
 use crate::stream::{METADATA_COLUMNS, Stream};
 use crate::table::StreamRegistry;
 use crate::types::sql_type_name;
@@ -24,15 +26,30 @@ const DEFAULT_IDLE_TIMEOUT_MS: i64 = 5_000;
 
 impl Engine {
     pub(super) async fn create_stream(&self, create: CreateStream) -> Result<StatementResult> {
-        if create.query.is_some() {
-            return Err(Error::Invalid(
-                "CREATE STREAM ... AS SELECT (a derived stream) needs continuous queries, which this build does not run yet"
-                    .into(),
-            ));
+        if let Some(query) = &create.query {
+            if !create.columns.is_empty() {
+                return Err(Error::Invalid(
+                    "CREATE STREAM ... AS SELECT takes its columns from the query; leave out the column list".into(),
+                ));
+            }
+            return self
+                .create_continuous(
+                    create.name.clone(),
+                    crate::catalog::QueryKind::Stream,
+                    create.if_not_exists,
+                    &create.options,
+                    query,
+                )
+                .await;
         }
         let name = create.name.clone();
         validate_name(&name)?;
         let mut catalog = self.catalog.lock().await;
+        if self.views.read().contains_key(&name) {
+            return Err(Error::AlreadyExists(format!(
+                "\"{name}\" is a materialized view; choose another name"
+            )));
+        }
         if catalog.stream(&name).is_some() {
             if create.if_not_exists {
                 return Ok(ok(format!("stream {name} already exists")));
@@ -51,7 +68,11 @@ impl Engine {
                 )));
             }
         }
-        let watermark = create.watermark.as_ref().map(|w| watermark_def(w, &schema)).transpose()?;
+        let watermark = create
+            .watermark
+            .as_ref()
+            .map(|w| watermark_def(w, &schema))
+            .transpose()?;
         let def = StreamDef {
             name: name.clone(),
             id: catalog.allocate_id(),
@@ -79,6 +100,20 @@ impl Engine {
 
     pub(super) async fn drop_stream(&self, name: &str, if_exists: bool) -> Result<StatementResult> {
         let mut catalog = self.catalog.lock().await;
+        let readers: Vec<String> = self
+            .readers_of(name)
+            .into_iter()
+            .filter(|r| r != name)
+            .collect();
+        if !readers.is_empty() {
+            return Err(Error::Invalid(format!(
+                "stream {name} is read by continuous queries ({}); drop them first",
+                readers.join(", ")
+            )));
+        }
+        if catalog.query(name).is_some() {
+            self.drop_query(&mut catalog, name, false).await?;
+        }
         let Some(def) = catalog.remove_stream(name)? else {
             if if_exists {
                 return Ok(ok(format!("stream {name} does not exist")));
@@ -114,24 +149,39 @@ impl Engine {
                 )));
             }
             if !seen.insert(name.clone()) {
-                return Err(Error::Invalid(format!("column \"{name}\" is defined twice")));
+                return Err(Error::Invalid(format!(
+                    "column \"{name}\" is defined twice"
+                )));
             }
         }
         let columns: Vec<String> = create.columns.iter().map(|c| c.to_string()).collect();
         let sql = format!("CREATE TABLE weir_column_check ({})", columns.join(", "));
-        let plan = self.session.state().create_logical_plan(&sql).await.map_err(Error::from_datafusion)?;
+        let plan = self
+            .session
+            .state()
+            .create_logical_plan(&sql)
+            .await
+            .map_err(Error::from_datafusion)?;
         match plan {
-            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(table)) => Ok(table.input.schema().as_arrow().clone()),
-            other => Err(Error::Internal(format!("column check planned as {}", other.display()))),
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(table)) => {
+                Ok(table.input.schema().as_arrow().clone())
+            }
+            other => Err(Error::Internal(format!(
+                "column check planned as {}",
+                other.display()
+            ))),
         }
     }
 }
 
 fn ok(message: String) -> StatementResult {
-    StatementResult::Ok { message, rows_affected: None }
+    StatementResult::Ok {
+        message,
+        rows_affected: None,
+    }
 }
 
-fn validate_name(name: &str) -> Result<()> {
+pub(super) fn validate_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('_')
@@ -146,7 +196,12 @@ fn validate_name(name: &str) -> Result<()> {
 }
 
 fn column_list(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `WATERMARK FOR ts AS ts - INTERVAL '4' SECOND` (or `AS ts`): checks and reads the delay.
@@ -173,7 +228,11 @@ fn watermark_def(clause: &WatermarkClause, schema: &Schema) -> Result<WatermarkD
     let is_column = |e: &Expr| matches!(e, Expr::Identifier(i) if normalize_ident(i) == column);
     let delay_ms = match &clause.expr {
         e if is_column(e) => 0,
-        Expr::BinaryOp { left, op: BinaryOperator::Minus, right } if is_column(left) => match right.as_ref() {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if is_column(left) => match right.as_ref() {
             Expr::Interval(interval) => {
                 let value = match interval.value.as_ref() {
                     Expr::Value(v) => match &v.value {
@@ -186,13 +245,18 @@ fn watermark_def(clause: &WatermarkClause, schema: &Schema) -> Result<WatermarkD
                     Some(unit) => format!("{value} {unit}"),
                     None => value,
                 };
-                parse_duration_ms(&text).map_err(|e| Error::Invalid(format!("WATERMARK FOR {column}: {e}")))?
+                parse_duration_ms(&text)
+                    .map_err(|e| Error::Invalid(format!("WATERMARK FOR {column}: {e}")))?
             }
             _ => return Err(shape_error()),
         },
         _ => return Err(shape_error()),
     };
-    Ok(WatermarkDef { column, delay_ms, expression: clause.expr.to_string() })
+    Ok(WatermarkDef {
+        column,
+        delay_ms,
+        expression: clause.expr.to_string(),
+    })
 }
 
 /// Opens (recovering) a stream's partitions on a blocking thread and reports what
@@ -204,12 +268,18 @@ pub(super) async fn open_stream(
 ) -> Result<Arc<Stream>> {
     let dir = config.data_dir.join("streams").join(def.dir_name());
     let segment_bytes = config.segment_bytes;
-    let (stream, reports) = tokio::task::spawn_blocking(move || Stream::open(&dir, def, segment_bytes, clock))
-        .await
-        .map_err(|e| Error::Internal(format!("opening stream: {e}")))??;
+    let (stream, reports) =
+        tokio::task::spawn_blocking(move || Stream::open(&dir, def, segment_bytes, clock))
+            .await
+            .map_err(|e| Error::Internal(format!("opening stream: {e}")))??;
     for (p, report) in reports.iter().enumerate() {
         if report.bytes_truncated > 0 {
-            tracing::warn!(stream = stream.name(), partition = p, "recovery cut {} bytes of torn or corrupt tail", report.bytes_truncated);
+            tracing::warn!(
+                stream = stream.name(),
+                partition = p,
+                "recovery cut {} bytes of torn or corrupt tail",
+                report.bytes_truncated
+            );
         }
     }
     Ok(Arc::new(stream))
@@ -217,8 +287,11 @@ pub(super) async fn open_stream(
 
 /// Deletes stream directories the catalog does not name (left by a crash during DDL).
 pub(super) fn remove_orphan_dirs(data_dir: &Path, catalog: &Catalog) {
-    let known: std::collections::HashSet<String> = catalog.streams().map(|d| d.dir_name()).collect();
-    let Ok(entries) = std::fs::read_dir(data_dir.join("streams")) else { return };
+    let known: std::collections::HashSet<String> =
+        catalog.streams().map(|d| d.dir_name()).collect();
+    let Ok(entries) = std::fs::read_dir(data_dir.join("streams")) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if !known.contains(&name) {

@@ -11,7 +11,10 @@ use crate::log::LogError;
 pub enum Error {
     /// SQL text that does not parse; position is 1-based (line, column).
     #[error("{message}")]
-    Parse { message: String, position: Option<(u64, u64)> },
+    Parse {
+        message: String,
+        position: Option<(u64, u64)>,
+    },
     /// A statement or request that is well-formed but not acceptable.
     #[error("{0}")]
     Invalid(String),
@@ -42,7 +45,11 @@ impl Error {
     /// Whether the user can fix this by changing the request (4xx) or it is ours (5xx).
     pub fn is_user_error(&self) -> bool {
         match self {
-            Error::Parse { .. } | Error::Invalid(_) | Error::NotFound(_) | Error::AlreadyExists(_) | Error::Decode(_) => true,
+            Error::Parse { .. }
+            | Error::Invalid(_)
+            | Error::NotFound(_)
+            | Error::AlreadyExists(_)
+            | Error::Decode(_) => true,
             Error::DataFusion(e) => is_user_datafusion_error(e),
             Error::Log(_) | Error::Catalog(_) | Error::NotReady | Error::Internal(_) => false,
         }
@@ -65,7 +72,9 @@ impl Error {
 
 fn is_user_datafusion_error(e: &DataFusionError) -> bool {
     match e.find_root() {
-        DataFusionError::Internal(_) | DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => false,
+        DataFusionError::Internal(_)
+        | DataFusionError::IoError(_)
+        | DataFusionError::ObjectStore(_) => false,
         DataFusionError::External(inner) => !inner.is::<LogError>(),
         _ => true,
     }

@@ -4,6 +4,7 @@
 //! Concurrency: DDL is serialised by the catalog mutex; reads and writes of rows never
 //! take it (they find streams in the registry, a read-mostly map).
 
+mod continuous;
 mod ddl;
 mod error;
 mod show;
@@ -22,10 +23,15 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 
 use crate::catalog::Catalog;
+use crate::catalog::QueryKind;
 use crate::clock::Clock;
-use crate::sql::{ParsedStatement, WeirStatement, hide_metadata_columns, name_insert_columns, parse_sql};
+use crate::runtime::RunningQuery;
+use crate::sql::{
+    CreateStream, ParsedStatement, WeirStatement, hide_metadata_columns, name_insert_columns,
+    parse_sql,
+};
 use crate::stream::{PartitionWrite, Stream};
-use crate::table::{StreamRegistry, StreamSchemaProvider};
+use crate::table::{StreamRegistry, StreamSchemaProvider, ViewRegistry};
 
 /// What the engine needs to know; the server's config fills it.
 #[derive(Debug, Clone)]
@@ -51,9 +57,16 @@ impl EngineConfig {
 #[derive(Debug, Clone)]
 pub enum StatementResult {
     /// DDL and DML: a message and, for writes, how many rows.
-    Ok { message: String, rows_affected: Option<u64> },
+    Ok {
+        message: String,
+        rows_affected: Option<u64>,
+    },
     /// A query's rows.
-    Rows { schema: SchemaRef, batches: Vec<RecordBatch>, elapsed: Duration },
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        elapsed: Duration,
+    },
 }
 
 /// A statement of a multi-statement text that failed, with the results before it.
@@ -80,19 +93,28 @@ pub struct Engine {
     /// Serialises DDL; holds the persisted definitions.
     catalog: tokio::sync::Mutex<Catalog>,
     streams: StreamRegistry,
+    views: ViewRegistry,
+    /// Running continuous queries by the name of what they write.
+    queries: parking_lot::Mutex<std::collections::BTreeMap<String, Arc<RunningQuery>>>,
     session: SessionContext,
     retention_task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("data_dir", &self.config.data_dir).finish()
+        f.debug_struct("Engine")
+            .field("data_dir", &self.config.data_dir)
+            .finish()
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         self.retention_task.abort();
+        // Query tasks hold their query alive; stop them so nothing writes after close.
+        for query in self.queries.lock().values() {
+            query.stop();
+        }
     }
 }
 
@@ -101,7 +123,10 @@ impl Engine {
     pub async fn open(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Arc<Engine>> {
         let started = Instant::now();
         std::fs::create_dir_all(config.data_dir.join("streams")).map_err(|e| {
-            Error::Invalid(format!("cannot create data dir {}: {e}", config.data_dir.display()))
+            Error::Invalid(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
         })?;
         let catalog = Catalog::load(&config.data_dir)?;
         let streams = StreamRegistry::default();
@@ -117,23 +142,42 @@ impl Engine {
             .with_default_catalog_and_schema("weir", "public");
         // TEXT columns are stored as plain Utf8: the log format, ingest decoders and
         // Parquet exports all speak it, and DataFusion reads it at full speed.
-        session_config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+        session_config
+            .options_mut()
+            .sql_parser
+            .map_string_types_to_utf8view = false;
         let session = SessionContext::new_with_config(session_config);
         let weir = MemoryCatalogProvider::new();
-        weir.register_schema("public", Arc::new(StreamSchemaProvider::new(streams.clone())))?;
+        let views = ViewRegistry::default();
+        weir.register_schema(
+            "public",
+            Arc::new(StreamSchemaProvider::new(streams.clone(), views.clone())),
+        )?;
         session.register_catalog("weir", Arc::new(weir));
 
-        let retention_task = tokio::spawn(ddl::retention_loop(streams.clone(), config.retention_interval));
+        let retention_task = tokio::spawn(ddl::retention_loop(
+            streams.clone(),
+            config.retention_interval,
+        ));
         let n = streams.read().len();
-        tracing::info!(streams = n, elapsed_ms = started.elapsed().as_millis() as u64, "recovered data dir {}", config.data_dir.display());
-        Ok(Arc::new(Engine {
+        tracing::info!(
+            streams = n,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovered data dir {}",
+            config.data_dir.display()
+        );
+        let engine = Arc::new(Engine {
             config,
             clock,
             catalog: tokio::sync::Mutex::new(catalog),
             streams,
+            views,
+            queries: Default::default(),
             session,
             retention_task,
-        }))
+        });
+        engine.start_catalog_queries().await;
+        Ok(engine)
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -154,15 +198,30 @@ impl Engine {
             index: 1,
             line: e.position.map_or(1, |p| p.0),
             column: e.position.map_or(1, |p| p.1),
-            error: Error::Parse { message: e.message, position: e.position },
+            error: Error::Parse {
+                message: e.message,
+                position: e.position,
+            },
             completed: Vec::new(),
         })?;
         let mut results = Vec::with_capacity(statements.len());
-        for ParsedStatement { statement, index, line, column } in statements {
+        for ParsedStatement {
+            statement,
+            index,
+            line,
+            column,
+        } in statements
+        {
             match self.execute(statement).await {
                 Ok(result) => results.push(result),
                 Err(error) => {
-                    return Err(StatementError { index, line, column, error, completed: results });
+                    return Err(StatementError {
+                        index,
+                        line,
+                        column,
+                        error,
+                        completed: results,
+                    });
                 }
             }
         }
@@ -179,8 +238,22 @@ impl Engine {
                 let stream = self.stream(&name).ok_or_else(|| unknown_stream_error(&name))?;
                 Ok(show::describe(&stream))
             }
-            // No continuous queries run yet, so every input is already fully processed.
-            WeirStatement::Flush => Ok(StatementResult::Ok { message: "FLUSH".into(), rows_affected: None }),
+            WeirStatement::Flush => self.flush().await,
+            WeirStatement::CreateMaterializedView { name, if_not_exists, options, query } => {
+                self.create_continuous(name, QueryKind::MaterializedView, if_not_exists, &options, &query).await
+            }
+            WeirStatement::DropMaterializedView { name, if_exists } => self.drop_materialized_view(&name, if_exists).await,
+            WeirStatement::ShowQueries => Ok(self.show_queries()),
+            WeirStatement::ShowMaterializedViews => Ok(self.show_materialized_views()),
+            WeirStatement::ExplainContinuous(inner) => match *inner {
+                WeirStatement::CreateStream(CreateStream { name, query: Some(query), .. }) => {
+                    self.explain_continuous(format!("Sink: stream {name} (append)"), &query).await
+                }
+                WeirStatement::CreateMaterializedView { name, query, .. } => {
+                    self.explain_continuous(format!("Sink: materialized view {name}"), &query).await
+                }
+                _ => Err(Error::Invalid("EXPLAIN CREATE STREAM needs AS SELECT ...: only continuous queries have a streaming plan".into())),
+            },
             WeirStatement::DataFusion(statement) => self.run_datafusion(*statement).await,
         }
     }
@@ -197,10 +270,18 @@ impl Engine {
             });
         }
         let state = self.session.state();
-        let plan = state.statement_to_plan(statement).await.map_err(Error::from_datafusion)?;
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(Error::from_datafusion)?;
         check_supported(&plan)?;
-        let is_insert = matches!(&plan, LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)));
-        let frame = self.session.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
+        let is_insert =
+            matches!(&plan, LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)));
+        let frame = self
+            .session
+            .execute_logical_plan(plan)
+            .await
+            .map_err(Error::from_datafusion)?;
         let schema = frame.schema().as_arrow().clone();
         let batches = frame.collect().await.map_err(Error::from_datafusion)?;
         if is_insert {
@@ -209,24 +290,38 @@ impl Engine {
                 .filter_map(|b| b.column(0).as_primitive_opt::<UInt64Type>())
                 .map(|c| c.values().iter().sum::<u64>())
                 .sum();
-            return Ok(StatementResult::Ok { message: format!("INSERT {rows}"), rows_affected: Some(rows) });
+            return Ok(StatementResult::Ok {
+                message: format!("INSERT {rows}"),
+                rows_affected: Some(rows),
+            });
         }
-        Ok(StatementResult::Rows { schema: Arc::new(schema), batches, elapsed: started.elapsed() })
+        Ok(StatementResult::Rows {
+            schema: Arc::new(schema),
+            batches,
+            elapsed: started.elapsed(),
+        })
     }
 
     /// Appends a decoded request body to a stream; returns once it is durable.
     pub async fn ingest(&self, stream: &str, batch: RecordBatch) -> Result<IngestResult> {
-        let stream = self.stream(stream).ok_or_else(|| unknown_stream_error(stream))?;
+        let stream = self
+            .stream(stream)
+            .ok_or_else(|| unknown_stream_error(stream))?;
         let accepted = batch.num_rows() as u64;
         let partitions = tokio::task::spawn_blocking(move || stream.append(&batch))
             .await
             .map_err(|e| Error::Internal(format!("ingest task failed: {e}")))??;
-        Ok(IngestResult { accepted, partitions })
+        Ok(IngestResult {
+            accepted,
+            partitions,
+        })
     }
 }
 
 pub fn unknown_stream_error(name: &str) -> Error {
-    Error::NotFound(format!("unknown stream \"{name}\"; SHOW STREAMS lists the streams that exist"))
+    Error::NotFound(format!(
+        "unknown stream \"{name}\"; SHOW STREAMS lists the streams that exist"
+    ))
 }
 
 /// Refuses DataFusion statements that make no sense on streams, with what to do instead.

@@ -12,7 +12,13 @@ use crate::types::sql_type_name;
 
 /// `"7 days"`, `"90 seconds"`, ...: durations as people write them.
 pub fn human_duration(ms: i64) -> String {
-    const UNITS: [(i64, &str); 5] = [(86_400_000, "day"), (3_600_000, "hour"), (60_000, "minute"), (1000, "second"), (1, "millisecond")];
+    const UNITS: [(i64, &str); 5] = [
+        (86_400_000, "day"),
+        (3_600_000, "hour"),
+        (60_000, "minute"),
+        (1000, "second"),
+        (1, "millisecond"),
+    ];
     for (size, unit) in UNITS {
         if ms != 0 && ms % size == 0 {
             let n = ms / size;
@@ -26,10 +32,14 @@ fn text_column(values: Vec<String>) -> ArrayRef {
     Arc::new(StringArray::from(values))
 }
 
-fn rows(fields: Vec<Field>, columns: Vec<ArrayRef>) -> StatementResult {
+pub(super) fn rows(fields: Vec<Field>, columns: Vec<ArrayRef>) -> StatementResult {
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).expect("columns match their schema");
-    StatementResult::Rows { schema, batches: vec![batch], elapsed: Duration::ZERO }
+    StatementResult::Rows {
+        schema,
+        batches: vec![batch],
+        elapsed: Duration::ZERO,
+    }
 }
 
 /// One row per stream: name, partitions, key, watermark, retention, retained rows.
@@ -46,11 +56,21 @@ pub fn show_streams(streams: &[Arc<Stream>]) -> StatementResult {
         ],
         vec![
             text_column(def(|s| s.def.name.clone())),
-            Arc::new(Int64Array::from_iter_values(streams.iter().map(|s| s.def.partitions as i64))),
+            Arc::new(Int64Array::from_iter_values(
+                streams.iter().map(|s| s.def.partitions as i64),
+            )),
             text_column(def(|s| s.def.key.join(", "))),
-            text_column(def(|s| s.def.watermark.as_ref().map(|w| w.expression.clone()).unwrap_or_default())),
+            text_column(def(|s| {
+                s.def
+                    .watermark
+                    .as_ref()
+                    .map(|w| w.expression.clone())
+                    .unwrap_or_default()
+            })),
             text_column(def(retention_text)),
-            Arc::new(Int64Array::from_iter_values(streams.iter().map(|s| s.retained_rows() as i64))),
+            Arc::new(Int64Array::from_iter_values(
+                streams.iter().map(|s| s.retained_rows() as i64),
+            )),
         ],
     )
 }
@@ -63,7 +83,11 @@ fn retention_text(s: &Stream) -> String {
     if let Some(bytes) = s.def.retention_bytes {
         parts.push(format!("{bytes} bytes"));
     }
-    if parts.is_empty() { "unlimited".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "unlimited".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// `DESCRIBE s`: one row per property (columns first, then the stream's settings and
@@ -79,22 +103,39 @@ pub fn describe(stream: &Stream) -> StatementResult {
     }
     let def = &stream.def;
     if let Some(w) = &def.watermark {
-        props.push(("watermark".into(), format!("FOR {} AS {}", w.column, w.expression)));
+        props.push((
+            "watermark".into(),
+            format!("FOR {} AS {}", w.column, w.expression),
+        ));
         props.push(("idle_timeout".into(), human_duration(def.idle_timeout_ms)));
     }
-    props.push(("key".into(), if def.key.is_empty() { "(round-robin)".into() } else { def.key.join(", ") }));
+    props.push((
+        "key".into(),
+        if def.key.is_empty() {
+            "(round-robin)".into()
+        } else {
+            def.key.join(", ")
+        },
+    ));
     props.push(("partitions".into(), def.partitions.to_string()));
     props.push(("retention".into(), retention_text(stream)));
     for (p, log) in stream.partitions().iter().enumerate() {
         props.push((
             format!("partition {p}"),
-            format!("offsets {}..{} ({} rows)", log.earliest_offset(), log.committed_offset(),
-                log.committed_offset() - log.earliest_offset()),
+            format!(
+                "offsets {}..{} ({} rows)",
+                log.earliest_offset(),
+                log.committed_offset(),
+                log.committed_offset() - log.earliest_offset()
+            ),
         ));
     }
     let (names, values): (Vec<_>, Vec<_>) = props.into_iter().unzip();
     rows(
-        vec![Field::new("property", DataType::Utf8, false), Field::new("value", DataType::Utf8, false)],
+        vec![
+            Field::new("property", DataType::Utf8, false),
+            Field::new("value", DataType::Utf8, false),
+        ],
         vec![text_column(names), text_column(values)],
     )
 }

@@ -27,6 +27,21 @@ pub enum WeirStatement {
     Describe { name: String },
     /// `FLUSH`: wait until continuous queries caught up with their inputs (see SQL.md).
     Flush,
+    /// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v [WITH (...)] AS SELECT ...`
+    CreateMaterializedView {
+        name: String,
+        if_not_exists: bool,
+        options: Vec<SqlOption>,
+        query: Box<Query>,
+    },
+    /// `DROP MATERIALIZED VIEW [IF EXISTS] v`
+    DropMaterializedView { name: String, if_exists: bool },
+    /// `SHOW QUERIES`
+    ShowQueries,
+    /// `SHOW MATERIALIZED VIEWS`
+    ShowMaterializedViews,
+    /// `EXPLAIN CREATE ...`: the streaming plan of a continuous query, without running it.
+    ExplainContinuous(Box<WeirStatement>),
     /// Anything else: planned and run by DataFusion (SELECT, INSERT, EXPLAIN, ...).
     DataFusion(Box<DFStatement>),
 }

@@ -19,8 +19,17 @@ pub struct StreamOptions {
 }
 
 /// Keys `CREATE STREAM` understands beyond the typed ones; anything else is refused.
-const PASS_THROUGH: &[&str] = &["start", "late_data", "emit", "connector", "event", "rate",
-    "max_events", "base_time", "segment_bytes"];
+const PASS_THROUGH: &[&str] = &[
+    "start",
+    "late_data",
+    "emit",
+    "connector",
+    "event",
+    "rate",
+    "max_events",
+    "base_time",
+    "segment_bytes",
+];
 
 impl StreamOptions {
     pub fn parse(options: &[SqlOption]) -> Result<StreamOptions, String> {
@@ -33,13 +42,21 @@ impl StreamOptions {
             let text = option_text(value);
             match name.as_str() {
                 "partitions" => {
-                    let n: u32 = text.parse().ok().filter(|n| (1..=1024).contains(n)).ok_or_else(|| {
-                        format!("partitions must be a whole number from 1 to 1024, got {value}")
-                    })?;
+                    let n: u32 = text
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1024).contains(n))
+                        .ok_or_else(|| {
+                            format!("partitions must be a whole number from 1 to 1024, got {value}")
+                        })?;
                     out.partitions = Some(n);
                 }
                 "key" => {
-                    out.key = text.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
+                    out.key = text
+                        .split(',')
+                        .map(|k| k.trim().to_string())
+                        .filter(|k| !k.is_empty())
+                        .collect();
                 }
                 "retention" => out.retention_ms = parse_optional_duration(&name, &text)?,
                 "idle_timeout" => out.idle_timeout_ms = parse_optional_duration(&name, &text)?,
@@ -78,7 +95,10 @@ fn option_text(value: &Expr) -> String {
 }
 
 fn is_unlimited(text: &str) -> bool {
-    matches!(text.to_ascii_lowercase().as_str(), "" | "unlimited" | "none" | "-1" | "infinite")
+    matches!(
+        text.to_ascii_lowercase().as_str(),
+        "" | "unlimited" | "none" | "-1" | "infinite"
+    )
 }
 
 fn parse_optional_duration(option: &str, text: &str) -> Result<Option<i64>, String> {
@@ -93,10 +113,13 @@ fn parse_optional_duration(option: &str, text: &str) -> Result<Option<i64>, Stri
 /// A duration such as `'7 days'`, `'90 seconds'` or `'1 hour 30 minutes'`, in milliseconds.
 /// Months and years are refused: their length varies.
 pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
-    let interval = parse_interval_month_day_nano(text)
-        .map_err(|_| format!("expected a duration such as '7 days' or '30 seconds', got {text:?}"))?;
+    let interval = parse_interval_month_day_nano(text).map_err(|_| {
+        format!("expected a duration such as '7 days' or '30 seconds', got {text:?}")
+    })?;
     if interval.months != 0 {
-        return Err(format!("{text:?}: months and years have no fixed length; use days"));
+        return Err(format!(
+            "{text:?}: months and years have no fixed length; use days"
+        ));
     }
     let ms = interval.days as i64 * 86_400_000 + interval.nanoseconds / 1_000_000;
     if ms < 0 {
@@ -107,7 +130,9 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
 
 fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {

@@ -134,7 +134,7 @@ fn parse_weir_statement(p: &mut Parser) -> Option<Result<WeirStatement, ParserEr
         let (name_token, skip) = if word_is(&second, "STREAM") {
             (p.peek_nth_token(2), 2)
         } else {
-            (second, 1)
+            (second.clone(), 1)
         };
         if matches!(name_token.token, Token::Word(ref w) if w.keyword != Keyword::SELECT) {
             for _ in 0..skip {
@@ -142,9 +142,73 @@ fn parse_weir_statement(p: &mut Parser) -> Option<Result<WeirStatement, ParserEr
             }
             return Some(
                 p.parse_object_name(false)
-                    .map(|name| WeirStatement::Describe { name: object_name(&name) }),
+                    .map(|name| WeirStatement::Describe {
+                        name: object_name(&name),
+                    }),
             );
         }
+    }
+    if word_is(&first, "CREATE")
+        && word_is(&second, "MATERIALIZED")
+        && word_is(&p.peek_nth_token(2), "VIEW")
+    {
+        for _ in 0..3 {
+            p.next_token();
+        }
+        return Some((|| {
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = object_name(&p.parse_object_name(false)?);
+            let options = p.parse_options(Keyword::WITH)?;
+            p.expect_keyword(Keyword::AS)?;
+            let query = p.parse_query()?;
+            Ok(WeirStatement::CreateMaterializedView {
+                name,
+                if_not_exists,
+                options,
+                query,
+            })
+        })());
+    }
+    if word_is(&first, "DROP")
+        && word_is(&second, "MATERIALIZED")
+        && word_is(&p.peek_nth_token(2), "VIEW")
+    {
+        for _ in 0..3 {
+            p.next_token();
+        }
+        return Some((|| {
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = object_name(&p.parse_object_name(false)?);
+            Ok(WeirStatement::DropMaterializedView { name, if_exists })
+        })());
+    }
+    if word_is(&first, "SHOW") && word_is(&second, "QUERIES") {
+        p.next_token();
+        p.next_token();
+        return Some(Ok(WeirStatement::ShowQueries));
+    }
+    if word_is(&first, "SHOW")
+        && word_is(&second, "MATERIALIZED")
+        && word_is(&p.peek_nth_token(2), "VIEWS")
+    {
+        for _ in 0..3 {
+            p.next_token();
+        }
+        return Some(Ok(WeirStatement::ShowMaterializedViews));
+    }
+    if word_is(&first, "EXPLAIN") && word_is(&second, "CREATE") {
+        p.next_token();
+        return match parse_weir_statement(p) {
+            Some(Ok(
+                inner @ (WeirStatement::CreateStream(_)
+                | WeirStatement::CreateMaterializedView { .. }),
+            )) => Some(Ok(WeirStatement::ExplainContinuous(Box::new(inner)))),
+            Some(Ok(_)) | None => Some(Err(ParserError::ParserError(
+                "EXPLAIN CREATE explains CREATE STREAM ... AS SELECT and CREATE MATERIALIZED VIEW"
+                    .into(),
+            ))),
+            Some(Err(e)) => Some(Err(e)),
+        };
     }
     if word_is(&first, "FLUSH") {
         p.next_token();
@@ -167,7 +231,10 @@ fn parse_create_stream(p: &mut Parser) -> Result<WeirStatement, ParserError> {
                 let column = p.parse_identifier()?;
                 p.expect_keyword(Keyword::AS)?;
                 let expr: Expr = p.parse_expr()?;
-                if watermark.replace(WatermarkClause { column, expr }).is_some() {
+                if watermark
+                    .replace(WatermarkClause { column, expr })
+                    .is_some()
+                {
                     return Err(ParserError::ParserError(
                         "a stream has at most one WATERMARK clause".into(),
                     ));
@@ -240,10 +307,16 @@ mod tests {
     fn drop_and_describe() {
         assert!(matches!(
             one("DROP STREAM IF EXISTS s"),
-            WeirStatement::DropStream { if_exists: true, .. }
+            WeirStatement::DropStream {
+                if_exists: true,
+                ..
+            }
         ));
         assert!(matches!(one("DESCRIBE s"), WeirStatement::Describe { .. }));
-        assert!(matches!(one("DESCRIBE STREAM s"), WeirStatement::Describe { .. }));
+        assert!(matches!(
+            one("DESCRIBE STREAM s"),
+            WeirStatement::Describe { .. }
+        ));
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub fn hide_metadata_columns(statement: &mut Statement, is_stream: &dyn Fn(&str)
 
 /// `INSERT INTO s VALUES (...)` without a column list means the stream's own columns,
 /// not its metadata columns: name them, so DataFusion matches values to user columns.
-pub fn name_insert_columns(statement: &mut Statement, columns_of: &dyn Fn(&str) -> Option<Vec<String>>) {
+pub fn name_insert_columns(
+    statement: &mut Statement,
+    columns_of: &dyn Fn(&str) -> Option<Vec<String>>,
+) {
     if let Statement::Insert(insert) = statement {
         if let TableObject::TableName(name) = &insert.table {
             if insert.columns.is_empty() {
@@ -59,13 +62,23 @@ impl HideMetadata<'_> {
                 // Names (and aliases) under which a stream is visible in this FROM.
                 let mut streams: Vec<String> = Vec::new();
                 for table in &select.from {
-                    let factors =
-                        std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation));
+                    let factors = std::iter::once(&table.relation)
+                        .chain(table.joins.iter().map(|j| &j.relation));
                     for factor in factors {
-                        if let TableFactor::Table { name, alias, args: None, .. } = factor {
+                        if let TableFactor::Table {
+                            name,
+                            alias,
+                            args: None,
+                            ..
+                        } = factor
+                        {
                             let table_name = object_name(name);
                             if (self.is_stream)(&table_name) {
-                                streams.push(alias.as_ref().map_or(table_name, |a| normalize_ident(&a.name)));
+                                streams.push(
+                                    alias
+                                        .as_ref()
+                                        .map_or(table_name, |a| normalize_ident(&a.name)),
+                                );
                             }
                         }
                     }
@@ -76,11 +89,10 @@ impl HideMetadata<'_> {
                 for item in &mut select.projection {
                     match item {
                         SelectItem::Wildcard(options) => exclude_metadata(options),
-                        SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), options)
-                            if streams.contains(&object_name(name)) =>
-                        {
-                            exclude_metadata(options)
-                        }
+                        SelectItem::QualifiedWildcard(
+                            SelectItemQualifiedWildcardKind::ObjectName(name),
+                            options,
+                        ) if streams.contains(&object_name(name)) => exclude_metadata(options),
                         _ => {}
                     }
                 }
@@ -115,10 +127,13 @@ mod tests {
     use datafusion::sql::parser::Statement as DFStatement;
 
     fn rewrite(sql: &str) -> String {
-        let WeirStatement::DataFusion(statement) = parse_sql(sql).unwrap().remove(0).statement else {
+        let WeirStatement::DataFusion(statement) = parse_sql(sql).unwrap().remove(0).statement
+        else {
             panic!("not a DataFusion statement")
         };
-        let DFStatement::Statement(mut statement) = *statement else { panic!() };
+        let DFStatement::Statement(mut statement) = *statement else {
+            panic!()
+        };
         hide_metadata_columns(&mut statement, &|name| name == "s");
         statement.to_string()
     }
@@ -130,7 +145,10 @@ mod tests {
             "SELECT * EXCLUDE (_partition, _offset, _ingest_time) FROM s"
         );
         assert!(rewrite("SELECT x.* FROM s AS x").contains("x.* EXCLUDE"));
-        assert!(rewrite("SELECT * FROM (SELECT * FROM s) t").starts_with("SELECT * FROM (SELECT * EXCLUDE"));
+        assert!(
+            rewrite("SELECT * FROM (SELECT * FROM s) t")
+                .starts_with("SELECT * FROM (SELECT * EXCLUDE")
+        );
         assert_eq!(rewrite("SELECT * FROM other"), "SELECT * FROM other");
         assert_eq!(rewrite("SELECT _offset FROM s"), "SELECT _offset FROM s");
     }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::catalog::StreamDef;
@@ -60,15 +62,23 @@ impl Stream {
         let mut partitions = Vec::new();
         let mut reports = Vec::new();
         for p in 0..def.partitions {
-            let (log, report) =
-                PartitionLog::open(&dir.join(p.to_string()), schema.clone(), config.clone(), clock.clone())?;
+            let (log, report) = PartitionLog::open(
+                &dir.join(p.to_string()),
+                schema.clone(),
+                config.clone(),
+                clock.clone(),
+            )?;
             partitions.push(Arc::new(log));
             reports.push(report);
         }
         let key_indices = def
             .key
             .iter()
-            .map(|k| schema.index_of(k).expect("key columns are checked at CREATE STREAM"))
+            .map(|k| {
+                schema
+                    .index_of(k)
+                    .expect("key columns are checked at CREATE STREAM")
+            })
             .collect();
         let stream = Stream {
             table_schema: table_schema(&schema),
@@ -124,11 +134,15 @@ impl Stream {
                         scope.spawn(move || log.commit(a.end_offset))
                     })
                     .collect();
-                handles.into_iter().try_for_each(|h| h.join().expect("commit thread panicked"))
+                handles
+                    .into_iter()
+                    .try_for_each(|h| h.join().expect("commit thread panicked"))
             })?;
         }
-        self.ingested_rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-        self.ingested_bytes.fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+        self.ingested_rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.ingested_bytes
+            .fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
         Ok(writes
             .into_iter()
             .map(|(p, a)| PartitionWrite {
@@ -177,7 +191,11 @@ pub fn table_schema(schema: &Schema) -> SchemaRef {
     // the values Weir assigns) plans.
     fields.push(Field::new(METADATA_COLUMNS[0], DataType::Int32, true));
     fields.push(Field::new(METADATA_COLUMNS[1], DataType::Int64, true));
-    fields.push(Field::new(METADATA_COLUMNS[2], DataType::Timestamp(TimeUnit::Millisecond, None), true));
+    fields.push(Field::new(
+        METADATA_COLUMNS[2],
+        DataType::Timestamp(TimeUnit::Millisecond, None),
+        true,
+    ));
     Arc::new(Schema::new(fields))
 }
 
@@ -190,6 +208,9 @@ pub fn metadata_column(index: usize, partition: u32, batch: &LogBatch) -> ArrayR
         1 => Arc::new(Int64Array::from_iter_values(
             (batch.base_offset..batch.base_offset + n as u64).map(|o| o as i64),
         )),
-        _ => Arc::new(TimestampMillisecondArray::from_value(batch.ingest_time_ms, n)),
+        _ => Arc::new(TimestampMillisecondArray::from_value(
+            batch.ingest_time_ms,
+            n,
+        )),
     }
 }

@@ -18,13 +18,19 @@ pub fn split_by_key(
     key_indices: &[usize],
     partitions: usize,
 ) -> Result<Vec<(usize, RecordBatch)>, LogError> {
-    let keys: Vec<_> = key_indices.iter().map(|&i| batch.column(i).clone()).collect();
+    let keys: Vec<_> = key_indices
+        .iter()
+        .map(|&i| batch.column(i).clone())
+        .collect();
     let mut hashes = vec![0u64; batch.num_rows()];
     create_hashes(&keys, &RandomState::with_seed(SEED), &mut hashes)
         .map_err(|e| LogError::Encode(e.into()))?;
     let mut rows: Vec<Vec<u32>> = vec![Vec::new(); partitions];
     for (row, hash) in hashes.iter().enumerate() {
-        rows[(*hash % partitions as u64) as usize].push(row as u32);
+        // The hash's high bits pick the partition (multiply-shift): its low bits cluster
+        // for consecutive integer keys.
+        let partition = ((*hash as u128 * partitions as u128) >> 64) as usize;
+        rows[partition].push(row as u32);
     }
     let mut parts = Vec::new();
     for (p, indices) in rows.into_iter().enumerate() {
@@ -70,9 +76,25 @@ mod tests {
             assert_eq!((p1, b1), (p2, b2));
         }
         for (_, part) in &parts {
-            let v = part.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            let v = part
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
             assert!(v.values().windows(2).all(|w| w[0] < w[1]), "order kept");
         }
+        // Consecutive integer keys spread over the partitions.
+        let ints = RecordBatch::try_from_iter(vec![(
+            "k",
+            Arc::new(Int64Array::from_iter_values(0..8)) as _,
+        )])
+        .unwrap();
+        let spread = split_by_key(&ints, &[0], 4).unwrap();
+        assert!(
+            spread.len() >= 3,
+            "keys 0..8 landed in {} partitions",
+            spread.len()
+        );
         // Every key lands in exactly one partition.
         for k in 0..7 {
             let key = format!("key{k}");

@@ -61,7 +61,11 @@ fn clamp(v: i128) -> u64 {
 
 fn constraints(expr: &Expr) -> Vec<Constraint> {
     match expr {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => {
             let mut all = constraints(left);
             all.extend(constraints(right));
             all
@@ -75,8 +79,13 @@ fn constraints(expr: &Expr) -> Vec<Constraint> {
                 },
             };
             match (column, op) {
-                ("_partition", Operator::Eq) if value >= 0 => vec![Constraint::Partitions(vec![value as u32])],
-                ("_offset", Operator::Eq) => vec![Constraint::OffsetAtLeast(clamp(value)), Constraint::OffsetBelow(clamp(value + 1))],
+                ("_partition", Operator::Eq) if value >= 0 => {
+                    vec![Constraint::Partitions(vec![value as u32])]
+                }
+                ("_offset", Operator::Eq) => vec![
+                    Constraint::OffsetAtLeast(clamp(value)),
+                    Constraint::OffsetBelow(clamp(value + 1)),
+                ],
                 ("_offset", Operator::Gt) => vec![Constraint::OffsetAtLeast(clamp(value + 1))],
                 ("_offset", Operator::GtEq) => vec![Constraint::OffsetAtLeast(clamp(value))],
                 ("_offset", Operator::Lt) => vec![Constraint::OffsetBelow(clamp(value))],
@@ -85,16 +94,27 @@ fn constraints(expr: &Expr) -> Vec<Constraint> {
             }
         }
         Expr::InList(list) if !list.negated && column_name(&list.expr) == Some("_partition") => {
-            let values: Option<Vec<u32>> =
-                list.list.iter().map(|e| literal_u64(e).map(|v| clamp(v) as u32)).collect();
-            values.map(|v| vec![Constraint::Partitions(v)]).unwrap_or_default()
+            let values: Option<Vec<u32>> = list
+                .list
+                .iter()
+                .map(|e| literal_u64(e).map(|v| clamp(v) as u32))
+                .collect();
+            values
+                .map(|v| vec![Constraint::Partitions(v)])
+                .unwrap_or_default()
         }
-        Expr::Between(Between { expr, negated: false, low, high }) if column_name(expr) == Some("_offset") => {
-            match (literal_u64(low), literal_u64(high)) {
-                (Some(lo), Some(hi)) => vec![Constraint::OffsetAtLeast(clamp(lo)), Constraint::OffsetBelow(clamp(hi + 1))],
-                _ => vec![],
-            }
-        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) if column_name(expr) == Some("_offset") => match (literal_u64(low), literal_u64(high)) {
+            (Some(lo), Some(hi)) => vec![
+                Constraint::OffsetAtLeast(clamp(lo)),
+                Constraint::OffsetBelow(clamp(hi + 1)),
+            ],
+            _ => vec![],
+        },
         _ => vec![],
     }
 }
@@ -120,7 +140,11 @@ pub fn partition_ranges(stream: &Stream, filters: &[Expr]) -> Vec<PartitionRange
         .partitions()
         .iter()
         .enumerate()
-        .filter(|(p, _)| partitions.as_ref().is_none_or(|set| set.contains(&(*p as u32))))
+        .filter(|(p, _)| {
+            partitions
+                .as_ref()
+                .is_none_or(|set| set.contains(&(*p as u32)))
+        })
         .map(|(p, log)| PartitionRange {
             partition: p as u32,
             from: lower.max(log.earliest_offset()),
@@ -137,12 +161,17 @@ mod tests {
 
     #[test]
     fn recognises_offset_predicates() {
-        let f = col("_offset").gt_eq(lit(10i64)).and(col("_offset").lt(lit(20i64)));
+        let f = col("_offset")
+            .gt_eq(lit(10i64))
+            .and(col("_offset").lt(lit(20i64)));
         assert_eq!(
             constraints(&f),
             vec![Constraint::OffsetAtLeast(10), Constraint::OffsetBelow(20)]
         );
-        assert_eq!(constraints(&lit(5i64).lt(col("_offset"))), vec![Constraint::OffsetAtLeast(6)]);
+        assert_eq!(
+            constraints(&lit(5i64).lt(col("_offset"))),
+            vec![Constraint::OffsetAtLeast(6)]
+        );
         assert_eq!(
             constraints(&col("_partition").in_list(vec![lit(1i32), lit(3i32)], false)),
             vec![Constraint::Partitions(vec![1, 3])]

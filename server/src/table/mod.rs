@@ -6,6 +6,9 @@
 mod filters;
 mod scan;
 mod sink;
+mod view;
+
+pub use view::ViewTable;
 
 pub use scan::LogScanExec;
 
@@ -29,6 +32,9 @@ use crate::stream::Stream;
 /// schema provider (which resolves them while planning).
 pub type StreamRegistry = Arc<RwLock<BTreeMap<String, Arc<Stream>>>>;
 
+/// The materialized views by name, shared the same way.
+pub type ViewRegistry = Arc<RwLock<BTreeMap<String, Arc<crate::runtime::ViewState>>>>;
+
 /// A stream seen as a table. Cheap: made per planning lookup.
 #[derive(Debug)]
 pub struct StreamTable {
@@ -51,7 +57,10 @@ impl TableProvider for StreamTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| {
@@ -96,26 +105,32 @@ impl TableProvider for StreamTable {
 #[derive(Debug)]
 pub struct StreamSchemaProvider {
     streams: StreamRegistry,
+    views: ViewRegistry,
 }
 
 impl StreamSchemaProvider {
-    pub fn new(streams: StreamRegistry) -> Self {
-        StreamSchemaProvider { streams }
+    pub fn new(streams: StreamRegistry, views: ViewRegistry) -> Self {
+        StreamSchemaProvider { streams, views }
     }
 }
 
 #[async_trait]
 impl SchemaProvider for StreamSchemaProvider {
     fn table_names(&self) -> Vec<String> {
-        self.streams.read().keys().cloned().collect()
+        let mut names: Vec<String> = self.streams.read().keys().cloned().collect();
+        names.extend(self.views.read().keys().cloned());
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let stream = self.streams.read().get(name).cloned();
-        Ok(stream.map(|s| Arc::new(StreamTable::new(s)) as Arc<dyn TableProvider>))
+        if let Some(stream) = self.streams.read().get(name).cloned() {
+            return Ok(Some(Arc::new(StreamTable::new(stream))));
+        }
+        let view = self.views.read().get(name).cloned();
+        Ok(view.map(|v| Arc::new(ViewTable::new(v)) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.streams.read().contains_key(name)
+        self.streams.read().contains_key(name) || self.views.read().contains_key(name)
     }
 }

@@ -17,7 +17,8 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
 };
 
 use super::filters::PartitionRange;
@@ -44,7 +45,8 @@ impl LogScanExec {
         ranges: Vec<PartitionRange>,
         limit: Option<usize>,
     ) -> Result<Self> {
-        let projection = projection.unwrap_or_else(|| (0..stream.table_schema.fields().len()).collect());
+        let projection =
+            projection.unwrap_or_else(|| (0..stream.table_schema.fields().len()).collect());
         let schema = Arc::new(stream.table_schema.project(&projection)?);
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -52,7 +54,14 @@ impl LogScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(LogScanExec { stream, projection, ranges, limit, schema, properties })
+        Ok(LogScanExec {
+            stream,
+            projection,
+            ranges,
+            limit,
+            schema,
+            properties,
+        })
     }
 
     pub fn ranges(&self) -> &[PartitionRange] {
@@ -62,9 +71,17 @@ impl LogScanExec {
 
 impl DisplayAs for LogScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let ranges: Vec<String> =
-            self.ranges.iter().map(|r| format!("p{}:{}..{}", r.partition, r.from, r.to)).collect();
-        write!(f, "LogScanExec: stream={}, offsets=[{}]", self.stream.name(), ranges.join(", "))?;
+        let ranges: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|r| format!("p{}:{}..{}", r.partition, r.from, r.to))
+            .collect();
+        write!(
+            f,
+            "LogScanExec: stream={}, offsets=[{}]",
+            self.stream.name(),
+            ranges.join(", ")
+        )?;
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;
         }
@@ -92,11 +109,18 @@ impl ExecutionPlan for LogScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
         let Some(range) = self.ranges.get(partition).copied() else {
             return Ok(builder.build());
@@ -105,7 +129,12 @@ impl ExecutionPlan for LogScanExec {
         let log = self.stream.partitions()[range.partition as usize].clone();
         let user_columns = self.stream.schema.fields().len();
         // The user columns to decode, in table order; at least one so rows can be counted.
-        let mut decode: Vec<usize> = self.projection.iter().copied().filter(|&i| i < user_columns).collect();
+        let mut decode: Vec<usize> = self
+            .projection
+            .iter()
+            .copied()
+            .filter(|&i| i < user_columns)
+            .collect();
         decode.sort_unstable();
         decode.dedup();
         if decode.is_empty() {
@@ -129,7 +158,8 @@ impl ExecutionPlan for LogScanExec {
                         }
                     })
                     .collect();
-                let options = RecordBatchOptions::new().with_row_count(Some(log_batch.batch.num_rows()));
+                let options =
+                    RecordBatchOptions::new().with_row_count(Some(log_batch.batch.num_rows()));
                 let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
                 emitted += batch.num_rows();
                 if tx.blocking_send(Ok(batch)).is_err() {

@@ -41,14 +41,21 @@ impl DataSink for StreamSink {
         &self.stream.table_schema
     }
 
-    async fn write_all(&self, data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> Result<u64> {
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
         let batches: Vec<_> = data.try_collect().await?;
         let user = self.stream.schema.clone();
         let n = user.fields().len();
         let mut parts = Vec::with_capacity(batches.len());
         let mut rows_before = 0;
         for batch in &batches {
-            if batch.columns()[n..].iter().any(|c| c.null_count() != c.len()) {
+            if batch.columns()[n..]
+                .iter()
+                .any(|c| c.null_count() != c.len())
+            {
                 return plan_err!(
                     "{} are assigned by Weir and cannot be inserted; leave them out of the INSERT",
                     METADATA_COLUMNS.join(", ")
@@ -56,12 +63,20 @@ impl DataSink for StreamSink {
             }
             for (field, column) in user.fields().iter().zip(batch.columns()) {
                 if !field.is_nullable() && column.null_count() > 0 {
-                    let row = rows_before + (0..column.len()).find(|&r| column.is_null(r)).unwrap_or(0) + 1;
-                    return plan_err!("row {row}, column \"{}\": NULL in a NOT NULL column", field.name());
+                    let row = rows_before
+                        + (0..column.len()).find(|&r| column.is_null(r)).unwrap_or(0)
+                        + 1;
+                    return plan_err!(
+                        "row {row}, column \"{}\": NULL in a NOT NULL column",
+                        field.name()
+                    );
                 }
             }
             rows_before += batch.num_rows();
-            parts.push(RecordBatch::try_new(user.clone(), batch.columns()[..n].to_vec())?);
+            parts.push(RecordBatch::try_new(
+                user.clone(),
+                batch.columns()[..n].to_vec(),
+            )?);
         }
         let batch = concat_batches(&user, &parts)?;
         let rows = batch.num_rows() as u64;

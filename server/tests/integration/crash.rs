@@ -17,8 +17,17 @@ fn check_dense(weir: &Weir, stream: &str) {
         "SELECT _partition, min(_offset), max(_offset), count(*) FROM {stream} GROUP BY _partition"
     ));
     for row in body["rows"].as_array().unwrap() {
-        let (min, max, count) = (row[1].as_i64().unwrap(), row[2].as_i64().unwrap(), row[3].as_i64().unwrap());
-        assert_eq!((min, max + 1), (0, count), "partition {} offsets are not dense: {row}", row[0]);
+        let (min, max, count) = (
+            row[1].as_i64().unwrap(),
+            row[2].as_i64().unwrap(),
+            row[3].as_i64().unwrap(),
+        );
+        assert_eq!(
+            (min, max + 1),
+            (0, count),
+            "partition {} offsets are not dense: {row}",
+            row[0]
+        );
     }
 }
 
@@ -33,7 +42,11 @@ fn ten_thousand_rows_survive_kill_9() {
         let body: String = (0..1000)
             .map(|i| {
                 let id = request * 1000 + i;
-                format!("{{\"id\": {id}, \"customer\": \"c{}\", \"amount\": {}.5}}\n", id % 37, id % 100)
+                format!(
+                    "{{\"id\": {id}, \"customer\": \"c{}\", \"amount\": {}.5}}\n",
+                    id % 37,
+                    id % 100
+                )
             })
             .collect();
         let (status, ack) = weir.ingest("orders", "application/x-ndjson", body);
@@ -42,11 +55,23 @@ fn ten_thousand_rows_survive_kill_9() {
     }
     assert_eq!(weir.scalar("SELECT count(*) FROM orders"), 10_000);
     let per_partition = weir.sql_ok("SELECT _partition, count(*) FROM orders GROUP BY 1");
-    let sum: i64 = per_partition["rows"].as_array().unwrap().iter().map(|r| r[1].as_i64().unwrap()).sum();
+    let sum: i64 = per_partition["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_i64().unwrap())
+        .sum();
     assert_eq!(sum, 10_000);
-    assert!(per_partition["row_count"].as_u64().unwrap() > 1, "a key spreads rows over partitions");
+    assert!(
+        per_partition["row_count"].as_u64().unwrap() > 1,
+        "a key spreads rows over partitions"
+    );
 
-    let (status, _) = weir.ingest("orders", "application/x-ndjson", "{\"id\": 1, \"customer\": \"x\", \"amount\": 1}\n{\"id\": \"bad\"}\n");
+    let (status, _) = weir.ingest(
+        "orders",
+        "application/x-ndjson",
+        "{\"id\": 1, \"customer\": \"x\", \"amount\": 1}\n{\"id\": \"bad\"}\n",
+    );
     assert_eq!(status, 400);
     assert_eq!(weir.scalar("SELECT count(*) FROM orders"), 10_000);
 
@@ -60,7 +85,10 @@ fn ten_thousand_rows_survive_kill_9() {
 /// Concurrent producers with unique ids, SIGKILL at random moments, many cycles.
 #[test]
 fn acknowledged_rows_survive_random_kill_9_under_load() {
-    let cycles: usize = std::env::var("WEIR_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let cycles: usize = std::env::var("WEIR_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
     // Small segments so crashes also land around segment rolls.
     let args = ["--segment-bytes", "65536"];
@@ -119,11 +147,24 @@ fn acknowledged_rows_survive_random_kill_9_under_load() {
         for row in body["rows"].as_array().unwrap() {
             *seen.entry(row[0].as_i64().unwrap()).or_default() += 1;
         }
-        let lost: Vec<_> = acked.iter().filter(|id| !seen.contains_key(id)).take(5).collect();
-        assert!(lost.is_empty(), "cycle {cycle}: acknowledged rows lost, e.g. {lost:?}");
+        let lost: Vec<_> = acked
+            .iter()
+            .filter(|id| !seen.contains_key(id))
+            .take(5)
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "cycle {cycle}: acknowledged rows lost, e.g. {lost:?}"
+        );
         let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
-        assert!(doubled.is_empty(), "cycle {cycle}: duplicated rows {doubled:?}");
-        assert!(!acked.is_empty(), "cycle {cycle}: no write was acknowledged before the kill");
+        assert!(
+            doubled.is_empty(),
+            "cycle {cycle}: duplicated rows {doubled:?}"
+        );
+        assert!(
+            !acked.is_empty(),
+            "cycle {cycle}: no write was acknowledged before the kill"
+        );
         check_dense(&weir, "events");
         // A request that was never acknowledged may be partly there (it spans partitions,
         // like a Kafka produce request without transactions), but never torn inside one

@@ -36,11 +36,27 @@ fn ingest_every_format_and_read_back() {
         .sum();
     assert_eq!(offsets, 2);
 
-    let (status, body) = weir.ingest("t", "application/json", r#"[{"id": 3, "name": "c"}, {"id": 4, "name": "d", "ts": "2024-01-01 00:00:04"}]"#);
-    assert_eq!((status, body["accepted"].clone()), (200, json!(2)), "{body}");
+    let (status, body) = weir.ingest(
+        "t",
+        "application/json",
+        r#"[{"id": 3, "name": "c"}, {"id": 4, "name": "d", "ts": "2024-01-01 00:00:04"}]"#,
+    );
+    assert_eq!(
+        (status, body["accepted"].clone()),
+        (200, json!(2)),
+        "{body}"
+    );
 
-    let (status, body) = weir.ingest("t", "text/csv", "name,id,ts\ne,5,2024-01-01T00:00:05\n\"f, quoted\",6,\n");
-    assert_eq!((status, body["accepted"].clone()), (200, json!(2)), "{body}");
+    let (status, body) = weir.ingest(
+        "t",
+        "text/csv",
+        "name,id,ts\ne,5,2024-01-01T00:00:05\n\"f, quoted\",6,\n",
+    );
+    assert_eq!(
+        (status, body["accepted"].clone()),
+        (200, json!(2)),
+        "{body}"
+    );
 
     let response = weir
         .client
@@ -57,21 +73,32 @@ fn ingest_every_format_and_read_back() {
     ]));
     let batch = RecordBatch::try_new(
         schema.clone(),
-        vec![Arc::new(Int64Array::from(vec![8, 9])), Arc::new(StringArray::from(vec!["h", "i"]))],
+        vec![
+            Arc::new(Int64Array::from(vec![8, 9])),
+            Arc::new(StringArray::from(vec!["h", "i"])),
+        ],
     )
     .unwrap();
     let mut ipc = Vec::new();
     {
-        let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &schema).unwrap();
+        let mut writer =
+            datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &schema).unwrap();
         writer.write(&batch).unwrap();
         writer.finish().unwrap();
     }
     let (status, body) = weir.ingest("t", "application/vnd.apache.arrow.stream", ipc);
-    assert_eq!((status, body["accepted"].clone()), (200, json!(2)), "{body}");
+    assert_eq!(
+        (status, body["accepted"].clone()),
+        (200, json!(2)),
+        "{body}"
+    );
 
     let body = weir.sql_ok("SELECT id, name, ts FROM t ORDER BY id");
     assert_eq!(body["row_count"], 9);
-    assert_eq!(body["columns"][2], json!({"name": "ts", "type": "TIMESTAMP"}));
+    assert_eq!(
+        body["columns"][2],
+        json!({"name": "ts", "type": "TIMESTAMP"})
+    );
     assert_eq!(body["rows"][0], json!([1, "a", "2024-01-01T00:00:00"]));
     assert_eq!(body["rows"][1], json!([2, null, "2024-01-01T00:00:01"]));
     assert_eq!(body["rows"][5], json!([6, "f, quoted", null]));
@@ -91,22 +118,42 @@ fn ingest_every_format_and_read_back() {
 fn bad_input_gets_precise_errors_and_nothing_is_lost() {
     let (_dir, weir) = started();
     weir.sql_ok("CREATE STREAM t (id BIGINT, name TEXT)");
-    let (status, _) = weir.ingest("t", "application/x-ndjson", "{\"id\": 1, \"name\": \"ok\"}\n");
+    let (status, _) = weir.ingest(
+        "t",
+        "application/x-ndjson",
+        "{\"id\": 1, \"name\": \"ok\"}\n",
+    );
     assert_eq!(status, 200);
 
     // One bad row refuses the whole batch, naming line, column and what was expected.
-    let (status, body) =
-        weir.ingest("t", "application/x-ndjson", "{\"id\": 2, \"name\": \"x\"}\n{\"id\": \"abc\", \"name\": \"y\"}\n");
+    let (status, body) = weir.ingest(
+        "t",
+        "application/x-ndjson",
+        "{\"id\": 2, \"name\": \"x\"}\n{\"id\": \"abc\", \"name\": \"y\"}\n",
+    );
     assert_eq!(status, 400);
-    assert_eq!(body["error"]["message"], "line 2, column \"id\": expected BIGINT, got \"abc\"");
+    assert_eq!(
+        body["error"]["message"],
+        "line 2, column \"id\": expected BIGINT, got \"abc\""
+    );
     assert_eq!(body["error"]["row"], 2);
     assert_eq!(body["error"]["column_name"], "id");
     let (status, body) = weir.ingest("t", "text/csv", "id,name\n3,ok\nfour,bad\n");
     assert_eq!(status, 400);
     assert_eq!(body["error"]["row"], 3, "{body}");
-    let (status, body) = weir.ingest("t", "application/x-ndjson", "{\"id\": 5, \"nme\": \"typo\"}\n");
+    let (status, body) = weir.ingest(
+        "t",
+        "application/x-ndjson",
+        "{\"id\": 5, \"nme\": \"typo\"}\n",
+    );
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("unknown column \"nme\""), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown column \"nme\""),
+        "{body}"
+    );
     assert_eq!(weir.scalar("SELECT count(*) FROM t"), 1);
 
     // Unknown stream: 404. Duplicate CREATE: 409. Unsupported body: 415. Too large: 413.
@@ -122,7 +169,12 @@ fn bad_input_gets_precise_errors_and_nothing_is_lost() {
     let big = "{\"id\": 1, \"name\": \"0123456789012345678901234567890123456789\"}\n".repeat(3000);
     let (status, body) = weir.ingest("t", "application/x-ndjson", big);
     assert_eq!(status, 413, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("limit of 100000 bytes"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 100000 bytes")
+    );
 
     // Bad SQL: 400 with the position; in a multi-statement request, which statement.
     let (status, body) = weir.sql("SELECT 1;\nSELEC 2");
@@ -131,8 +183,20 @@ fn bad_input_gets_precise_errors_and_nothing_is_lost() {
     let (status, body) = weir.sql("SELECT 1; SELECT * FROM t;\n  SELECT nosuchcolumn FROM t");
     assert_eq!(status, 400);
     assert_eq!(body["error"]["statement"], 3);
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("statement 3 (line 2):"), "{body}");
-    let (status, body) = weir.client.post(format!("{}/v1/sql", weir.url)).body("not json").send().map(|r| (r.status().as_u16(), r.text().unwrap())).unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("statement 3 (line 2):"),
+        "{body}"
+    );
+    let (status, body) = weir
+        .client
+        .post(format!("{}/v1/sql", weir.url))
+        .body("not json")
+        .send()
+        .map(|r| (r.status().as_u16(), r.text().unwrap()))
+        .unwrap();
     assert_eq!(status, 400, "{body}");
 
     // The server kept serving, and everything accepted is there.
@@ -155,17 +219,32 @@ fn multi_statement_results_and_stream_details() {
 
     let stream = weir.get_json("/v1/streams/s");
     assert_eq!(stream["name"], "s");
-    assert_eq!(stream["columns"][1], json!({"name": "v", "type": "BIGINT", "nullable": true}));
+    assert_eq!(
+        stream["columns"][1],
+        json!({"name": "v", "type": "BIGINT", "nullable": true})
+    );
     assert_eq!(stream["partitions"].as_array().unwrap().len(), 3);
     assert_eq!(stream["watermark"]["delay_ms"], 2000);
-    let committed: u64 = stream["partitions"].as_array().unwrap().iter().map(|p| p["committed_offset"].as_u64().unwrap()).sum();
+    let committed: u64 = stream["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["committed_offset"].as_u64().unwrap())
+        .sum();
     assert_eq!(committed, 2);
     let list = weir.get_json("/v1/streams");
     assert_eq!(list["streams"][0]["name"], "s");
 
     // Consume one partition from an offset.
-    let p = stream["partitions"].as_array().unwrap().iter().position(|p| p["committed_offset"] != 0).unwrap();
-    let records = weir.get_json(&format!("/v1/streams/s/records?partition={p}&offset=0&limit=10"));
+    let p = stream["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["committed_offset"] != 0)
+        .unwrap();
+    let records = weir.get_json(&format!(
+        "/v1/streams/s/records?partition={p}&offset=0&limit=10"
+    ));
     let first = &records["records"][0];
     assert_eq!(first["offset"], 0);
     assert!(first["value"]["k"].is_string());
@@ -180,18 +259,35 @@ fn metrics_openapi_health_and_clean_shutdown() {
     weir.ingest("m", "application/x-ndjson", "{\"v\": 1}\n{\"v\": 2}\n");
     assert_eq!(weir.get("/readyz").0, 200);
     let (_, metrics) = weir.get("/metrics");
-    assert!(metrics.contains("weir_stream_ingested_rows_total{stream=\"m\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("weir_stream_ingested_rows_total{stream=\"m\"} 2"),
+        "{metrics}"
+    );
     assert!(metrics.contains("weir_http_requests_total{method=\"POST\",route=\"/v1/streams/{name}/records\",status=\"200\"} 1"), "{metrics}");
-    assert!(metrics.contains("weir_http_request_duration_seconds_bucket{route=\"/v1/sql\""), "{metrics}");
+    assert!(
+        metrics.contains("weir_http_request_duration_seconds_bucket{route=\"/v1/sql\""),
+        "{metrics}"
+    );
 
     // The OpenAPI document describes every route the server has.
     let openapi = weir.get_json("/v1/openapi.json");
-    for path in ["/v1/sql", "/v1/streams", "/v1/streams/{name}", "/v1/streams/{name}/records", "/healthz", "/readyz", "/metrics"] {
+    for path in [
+        "/v1/sql",
+        "/v1/streams",
+        "/v1/streams/{name}",
+        "/v1/streams/{name}/records",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
         assert!(openapi["paths"][path].is_object(), "OpenAPI lacks {path}");
     }
     let (status, body) = weir.get("/v1/nothing");
     assert_eq!(status, 404);
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"]["message"].is_string());
 
-    assert!(weir.terminate(Duration::from_secs(10)), "SIGTERM must stop weir cleanly");
+    assert!(
+        weir.terminate(Duration::from_secs(10)),
+        "SIGTERM must stop weir cleanly"
+    );
 }

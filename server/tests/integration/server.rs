@@ -1,7 +1,7 @@
 //! A `weir serve` child process on a free port with its own data dir.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,6 @@ use serde_json::Value;
 pub struct Weir {
     child: Child,
     pub url: String,
-    pub data_dir: PathBuf,
     pub client: reqwest::blocking::Client,
 }
 
@@ -33,8 +32,11 @@ impl Weir {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
                     if let Some(at) = line.find("ready at http://") {
-                        let url: String =
-                            line[at + "ready at ".len()..].split_whitespace().next().unwrap().to_string();
+                        let url: String = line[at + "ready at ".len()..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap()
+                            .to_string();
                         let _ = tx.send(url);
                         sent = true;
                     }
@@ -44,13 +46,14 @@ impl Weir {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(60)).expect("weir did not become ready in 60 s");
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        Weir { child, url, data_dir: data_dir.to_path_buf(), client }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("weir did not become ready in 60 s");
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Weir { child, url, client }
     }
 
     /// `POST /v1/sql`; returns status and JSON body.
@@ -78,7 +81,12 @@ impl Weir {
         body["rows"][0][0].clone()
     }
 
-    pub fn ingest(&self, stream: &str, content_type: &str, body: impl Into<reqwest::blocking::Body>) -> (u16, Value) {
+    pub fn ingest(
+        &self,
+        stream: &str,
+        content_type: &str,
+        body: impl Into<reqwest::blocking::Body>,
+    ) -> (u16, Value) {
         let response = self
             .client
             .post(format!("{}/v1/streams/{stream}/records", self.url))
@@ -91,7 +99,11 @@ impl Weir {
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
-        let response = self.client.get(format!("{}{path}", self.url)).send().expect("GET");
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .expect("GET");
         (response.status().as_u16(), response.text().unwrap())
     }
 
@@ -109,7 +121,10 @@ impl Weir {
 
     /// SIGTERM and wait; returns whether it exited cleanly within `timeout`.
     pub fn terminate(mut self, timeout: Duration) -> bool {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {

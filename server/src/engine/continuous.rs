@@ -1,0 +1,408 @@
+//! Continuous queries in the engine: `CREATE STREAM ... AS SELECT`, `CREATE MATERIALIZED
+//! VIEW`, their DROP, `SHOW QUERIES`, `SHOW MATERIALIZED VIEWS`, `EXPLAIN CREATE ...`,
+//! `FLUSH`, and restarting the catalog's queries at start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Query, SqlOption, Statement};
+
+use super::{Engine, Error, Result, StatementResult, ddl};
+use crate::catalog::{QueryDef, QueryKind, StreamDef};
+use crate::planner::{ContinuousPlan, plan_continuous};
+use crate::runtime::{RunningQuery, Sink, ViewState};
+use crate::sql::{StreamOptions, hide_metadata_columns};
+use crate::stream::METADATA_COLUMNS;
+
+/// How long FLUSH waits for the queries to catch up before giving up.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Engine {
+    /// Plans a continuous query's SELECT (it is not started).
+    pub(super) async fn plan_select(&self, select: &str) -> Result<ContinuousPlan> {
+        let statements = crate::sql::parse_sql(select).map_err(|e| Error::Parse {
+            message: e.message,
+            position: e.position,
+        })?;
+        let Some(crate::sql::WeirStatement::DataFusion(statement)) =
+            statements.into_iter().next().map(|s| s.statement)
+        else {
+            return Err(Error::Invalid("a continuous query is one SELECT".into()));
+        };
+        self.plan_statement(*statement).await
+    }
+
+    async fn plan_statement(&self, mut statement: DFStatement) -> Result<ContinuousPlan> {
+        if let DFStatement::Statement(inner) = &mut statement {
+            let streams = self.streams.read();
+            hide_metadata_columns(inner, &|name| streams.contains_key(name));
+        }
+        let state = self.session.state();
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(Error::from_datafusion)?;
+        let plan = state.optimize(&plan).map_err(Error::from_datafusion)?;
+        let streams = self.streams.clone();
+        plan_continuous(&state, &plan, &|name| streams.read().get(name).cloned())
+            .map_err(Error::from_datafusion)
+    }
+
+    fn name_taken(&self, name: &str) -> bool {
+        self.streams.read().contains_key(name) || self.views.read().contains_key(name)
+    }
+
+    /// `CREATE STREAM name WITH (...) AS SELECT` and `CREATE MATERIALIZED VIEW`.
+    pub(super) async fn create_continuous(
+        &self,
+        name: String,
+        kind: QueryKind,
+        if_not_exists: bool,
+        options: &[SqlOption],
+        query: &Query,
+    ) -> Result<StatementResult> {
+        ddl::validate_name(&name)?;
+        let mut catalog = self.catalog.lock().await;
+        if self.name_taken(&name) {
+            if if_not_exists {
+                return Ok(ok(format!("{name} already exists")));
+            }
+            return Err(Error::AlreadyExists(format!(
+                "\"{name}\" already exists; use IF NOT EXISTS, or drop it first"
+            )));
+        }
+        let plan = self
+            .plan_statement(DFStatement::Statement(Box::new(Statement::Query(
+                Box::new(query.clone()),
+            ))))
+            .await?;
+        check_output_columns(&plan)?;
+        let options = StreamOptions::parse(options).map_err(Error::Invalid)?;
+        let def = QueryDef {
+            id: catalog.allocate_id(),
+            name: name.clone(),
+            kind,
+            select: query.to_string(),
+            source: plan.source.name().to_string(),
+            created_at_ms: self.clock.now_ms(),
+        };
+        let output = match kind {
+            QueryKind::Stream => Some(derived_stream_def(&def, &plan, options)?),
+            QueryKind::MaterializedView => None,
+        };
+        catalog.put_query(def.clone(), output.clone())?;
+        self.start_query(def, plan, output).await?;
+        tracing::info!(name = %name, "started continuous query");
+        Ok(ok(match kind {
+            QueryKind::Stream => format!("created stream {name}"),
+            QueryKind::MaterializedView => format!("created materialized view {name}"),
+        }))
+    }
+
+    /// Starts a planned query (at creation and at start-up).
+    async fn start_query(
+        &self,
+        def: QueryDef,
+        plan: ContinuousPlan,
+        output: Option<StreamDef>,
+    ) -> Result<()> {
+        let name = def.name.clone();
+        let query = match output {
+            Some(stream_def) => {
+                let stream = match self.stream(&stream_def.name) {
+                    Some(s) => s,
+                    None => {
+                        let s =
+                            ddl::open_stream(&self.config, stream_def, self.clock.clone()).await?;
+                        self.streams.write().insert(name.clone(), s.clone());
+                        s
+                    }
+                };
+                let dir = self
+                    .config
+                    .data_dir
+                    .join("queries")
+                    .join(def.id.to_string());
+                RunningQuery::start(def, plan, Sink::Stream(stream), Some(dir))
+            }
+            None => {
+                let view = Arc::new(ViewState::new(plan.output_schema.clone()));
+                self.views.write().insert(name.clone(), view.clone());
+                RunningQuery::start(def, plan, Sink::View(view), None)
+            }
+        }
+        .map_err(|e| Error::Internal(format!("starting query {name}: {e}")))?;
+        self.queries.lock().insert(name, query);
+        Ok(())
+    }
+
+    /// Starts every query of the catalog, in creation order (a query may read another's output).
+    pub(super) async fn start_catalog_queries(&self) {
+        let mut defs: Vec<QueryDef> = self.catalog.lock().await.queries().cloned().collect();
+        defs.sort_by_key(|d| d.id);
+        for def in defs {
+            let output = self.catalog.lock().await.stream(&def.name).cloned();
+            let started = match self.plan_select(&def.select).await {
+                Ok(plan) => self.start_query(def.clone(), plan, output).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = started {
+                tracing::error!(query = %def.name, "cannot restart continuous query: {e}");
+            }
+        }
+    }
+
+    /// The queries reading `stream`, by name.
+    pub(super) fn readers_of(&self, stream: &str) -> Vec<String> {
+        self.queries
+            .lock()
+            .values()
+            .filter(|q| q.def.source == stream)
+            .map(|q| q.def.name.clone())
+            .collect()
+    }
+
+    /// Stops and forgets the query writing `name`; `with_stream` also drops its stream.
+    pub(super) async fn drop_query(
+        &self,
+        catalog: &mut crate::catalog::Catalog,
+        name: &str,
+        with_stream: bool,
+    ) -> Result<Option<QueryDef>> {
+        let Some(def) = catalog.remove_query(name, with_stream)? else {
+            return Ok(None);
+        };
+        if let Some(q) = self.queries.lock().remove(name) {
+            q.stop();
+        }
+        self.views.write().remove(name);
+        let dir = self
+            .config
+            .data_dir
+            .join("queries")
+            .join(def.id.to_string());
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(Some(def))
+    }
+
+    pub(super) async fn drop_materialized_view(
+        &self,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<StatementResult> {
+        let mut catalog = self.catalog.lock().await;
+        if !self.views.read().contains_key(name) {
+            if if_exists {
+                return Ok(ok(format!("materialized view {name} does not exist")));
+            }
+            return Err(Error::NotFound(format!(
+                "unknown materialized view \"{name}\"; SHOW MATERIALIZED VIEWS lists them"
+            )));
+        }
+        self.drop_query(&mut catalog, name, false).await?;
+        Ok(ok(format!("dropped materialized view {name}")))
+    }
+
+    /// FLUSH: returns once every query has processed every row that was committed in its
+    /// input when FLUSH started. Queries are waited for in creation order, so a query
+    /// reading another's output sees what that one wrote for this FLUSH.
+    pub(super) async fn flush(&self) -> Result<StatementResult> {
+        let mut queries: Vec<Arc<RunningQuery>> = self.queries.lock().values().cloned().collect();
+        queries.sort_by_key(|q| q.def.id);
+        for query in queries {
+            let targets: Vec<u64> = query
+                .plan
+                .source
+                .partitions()
+                .iter()
+                .map(|p| p.committed_offset())
+                .collect();
+            tokio::time::timeout(FLUSH_TIMEOUT, query.wait_for(&targets))
+                .await
+                .map_err(|_| {
+                    Error::Invalid(format!(
+                        "FLUSH timed out waiting for query {}",
+                        query.def.name
+                    ))
+                })?
+                .map_err(Error::Invalid)?;
+        }
+        Ok(ok("FLUSH".into()))
+    }
+
+    pub(super) fn show_queries(&self) -> StatementResult {
+        let mut queries: Vec<Arc<RunningQuery>> = self.queries.lock().values().cloned().collect();
+        queries.sort_by_key(|q| q.def.id);
+        let text = |f: &dyn Fn(&RunningQuery) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(
+                queries.iter().map(|q| f(q)).collect::<Vec<_>>(),
+            ))
+        };
+        let count = |f: &dyn Fn(&RunningQuery) -> u64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(
+                queries.iter().map(|q| f(q) as i64),
+            ))
+        };
+        let columns = vec![
+            text(&|q| q.def.name.clone()),
+            text(&|q| kind_name(q.def.kind).into()),
+            text(&|q| q.def.source.clone()),
+            text(&|q| q.status()),
+            count(&|q| q.metrics.rows_in.load(std::sync::atomic::Ordering::Relaxed)),
+            count(&|q| {
+                q.metrics
+                    .rows_out
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
+            text(&|q| q.def.select.clone()),
+        ];
+        let fields = vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("source", DataType::Utf8, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("rows_in", DataType::Int64, false),
+            Field::new("rows_out", DataType::Int64, false),
+            Field::new("sql", DataType::Utf8, false),
+        ];
+        super::show::rows(fields, columns)
+    }
+
+    pub(super) fn show_materialized_views(&self) -> StatementResult {
+        let mut queries: Vec<Arc<RunningQuery>> = self
+            .queries
+            .lock()
+            .values()
+            .filter(|q| q.def.kind == QueryKind::MaterializedView)
+            .cloned()
+            .collect();
+        queries.sort_by(|a, b| a.def.name.cmp(&b.def.name));
+        let views = self.views.read();
+        let rows: Vec<i64> = queries
+            .iter()
+            .map(|q| views.get(&q.def.name).map_or(0, |v| v.rows() as i64))
+            .collect();
+        super::show::rows(
+            vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("rows", DataType::Int64, false),
+                Field::new("sql", DataType::Utf8, false),
+            ],
+            vec![
+                Arc::new(StringArray::from(
+                    queries
+                        .iter()
+                        .map(|q| q.def.name.clone())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(rows)),
+                Arc::new(StringArray::from(
+                    queries
+                        .iter()
+                        .map(|q| q.def.select.clone())
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )
+    }
+
+    /// EXPLAIN CREATE ...: the streaming plan, one operator per row, sink first.
+    pub(super) async fn explain_continuous(
+        &self,
+        sink: String,
+        query: &Query,
+    ) -> Result<StatementResult> {
+        let plan = self
+            .plan_statement(DFStatement::Statement(Box::new(Statement::Query(
+                Box::new(query.clone()),
+            ))))
+            .await?;
+        let mut lines = vec![sink];
+        lines.extend(plan.operators.iter().map(|o| format!("  {o}")));
+        lines.push(format!(
+            "  emit: append-only, stateless (each input row is processed once); parallelism: one task per partition ({})",
+            plan.source.partitions().len()
+        ));
+        Ok(super::show::rows(
+            vec![Field::new("plan", DataType::Utf8, false)],
+            vec![Arc::new(StringArray::from(lines))],
+        ))
+    }
+}
+
+fn kind_name(kind: QueryKind) -> &'static str {
+    match kind {
+        QueryKind::Stream => "stream",
+        QueryKind::MaterializedView => "materialized view",
+    }
+}
+
+fn ok(message: String) -> StatementResult {
+    StatementResult::Ok {
+        message,
+        rows_affected: None,
+    }
+}
+
+/// Output columns become a stream's or view's columns: they need plain, unique names.
+fn check_output_columns(plan: &ContinuousPlan) -> Result<()> {
+    for field in plan.output_schema.fields() {
+        let name = field.name();
+        if METADATA_COLUMNS.contains(&name.as_str()) {
+            return Err(Error::Invalid(format!(
+                "output column {name} is a reserved metadata name; rename it, e.g. {name} AS source{name}"
+            )));
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::Invalid(format!(
+                "output column \"{name}\" needs a name: write the expression with AS, e.g. price * 2 AS doubled"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The definition of the stream a `CREATE STREAM ... AS SELECT` writes. It keeps the
+/// source's event time when the output keeps the source's time column.
+fn derived_stream_def(
+    def: &QueryDef,
+    plan: &ContinuousPlan,
+    options: StreamOptions,
+) -> Result<StreamDef> {
+    let schema = plan.output_schema.as_ref().clone();
+    for key in &options.key {
+        if schema.index_of(key).is_err() {
+            return Err(Error::Invalid(format!(
+                "key column \"{key}\" is not an output column of the query"
+            )));
+        }
+    }
+    let source = &plan.source.def;
+    let watermark = source.watermark.clone().filter(|w| {
+        schema.field_with_name(&w.column).is_ok_and(|f| {
+            Some(f.data_type())
+                == source
+                    .schema
+                    .field_with_name(&w.column)
+                    .ok()
+                    .map(|s| s.data_type())
+        })
+    });
+    Ok(StreamDef {
+        name: def.name.clone(),
+        id: def.id,
+        schema,
+        partitions: options.partitions.unwrap_or(1),
+        key: options.key,
+        watermark,
+        retention_ms: options.retention_ms,
+        retention_bytes: options.retention_bytes,
+        idle_timeout_ms: options.idle_timeout_ms.unwrap_or(source.idle_timeout_ms),
+        options: options.other,
+        query: Some(def.select.clone()),
+        created_at_ms: def.created_at_ms,
+    })
+}

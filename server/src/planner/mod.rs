@@ -1,0 +1,186 @@
+//! The streaming planner: turns the optimized DataFusion `LogicalPlan` of a continuous
+//! query's SELECT into a [`ContinuousPlan`] the runtime runs batch by batch. Expressions
+//! stay DataFusion's (`PhysicalExpr`s evaluated on each batch). Knows nothing about
+//! sockets or files.
+//!
+//! Supported so far: filters and projections over one stream (stateless, append-only
+//! output). Anything that needs state across batches (aggregates, joins, ORDER BY,
+//! LIMIT) is refused with an error that says why and what to do.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::stream::Stream;
+
+/// One stateless step, applied to every batch in order.
+pub enum Step {
+    /// Keep the rows where the predicate is true.
+    Filter(Arc<dyn PhysicalExpr>),
+    /// Compute new columns; the output has `schema`.
+    Project {
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+        schema: SchemaRef,
+    },
+}
+
+/// A continuous query's plan: read `source`, keep the scan's columns, run the steps.
+pub struct ContinuousPlan {
+    pub source: Arc<Stream>,
+    /// Columns of the source's table schema (user and metadata columns) the scan keeps.
+    pub scan_projection: Vec<usize>,
+    pub steps: Vec<Step>,
+    pub output_schema: SchemaRef,
+    /// The operators, top first, for EXPLAIN and the queries API.
+    pub operators: Vec<String>,
+}
+
+impl fmt::Debug for ContinuousPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContinuousPlan")
+            .field("operators", &self.operators)
+            .finish()
+    }
+}
+
+impl ContinuousPlan {
+    /// Runs the steps over one batch of the source (table schema: user then metadata columns).
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut batch = batch.project(&self.scan_projection)?;
+        for step in &self.steps {
+            batch = match step {
+                Step::Filter(predicate) => {
+                    let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+                    filter_record_batch(&batch, mask.as_boolean())?
+                }
+                Step::Project { exprs, schema } => {
+                    let columns = exprs
+                        .iter()
+                        .map(|e| {
+                            e.evaluate(&batch)
+                                .and_then(|v| v.into_array(batch.num_rows()))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    RecordBatch::try_new_with_options(
+                        schema.clone(),
+                        columns,
+                        &datafusion::arrow::array::RecordBatchOptions::new()
+                            .with_row_count(Some(batch.num_rows())),
+                    )?
+                }
+            };
+        }
+        Ok(batch)
+    }
+}
+
+/// Why a query cannot run continuously, worded for the user.
+fn refuse(message: impl Into<String>) -> DataFusionError {
+    DataFusionError::Plan(message.into())
+}
+
+/// Plans `plan` (an optimized logical plan) as a continuous query over the streams that
+/// `stream_of` resolves.
+pub fn plan_continuous(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    stream_of: &dyn Fn(&str) -> Option<Arc<Stream>>,
+) -> Result<ContinuousPlan> {
+    let mut steps = Vec::new();
+    let mut operators = Vec::new();
+    let mut node = plan;
+    loop {
+        match node {
+            LogicalPlan::Projection(p) => {
+                let exprs = p
+                    .expr
+                    .iter()
+                    .map(|e| state.create_physical_expr(e.clone(), p.input.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let names: Vec<String> =
+                    p.schema.fields().iter().map(|f| f.name().clone()).collect();
+                operators.push(format!("Project: {}", names.join(", ")));
+                steps.push(Step::Project {
+                    exprs,
+                    schema: Arc::new(p.schema.as_arrow().clone()),
+                });
+                node = &p.input;
+            }
+            LogicalPlan::Filter(f) => {
+                operators.push(format!("Filter: {}", f.predicate));
+                steps.push(Step::Filter(
+                    state.create_physical_expr(f.predicate.clone(), f.input.schema())?,
+                ));
+                node = &f.input;
+            }
+            LogicalPlan::SubqueryAlias(a) => node = &a.input,
+            LogicalPlan::TableScan(scan) => {
+                let name = scan.table_name.table();
+                let source = stream_of(name).ok_or_else(|| {
+                    refuse(format!(
+                        "{name} is not a stream; continuous queries read streams"
+                    ))
+                })?;
+                let scan_projection = scan
+                    .projection
+                    .clone()
+                    .unwrap_or_else(|| (0..source.table_schema.fields().len()).collect());
+                let columns: Vec<String> = scan
+                    .projected_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                operators.push(format!(
+                    "Source: {name} ({} partitions), reads {}, from the earliest retained offset",
+                    source.partitions().len(),
+                    columns.join(", ")
+                ));
+                steps.reverse();
+                return Ok(ContinuousPlan {
+                    source,
+                    scan_projection,
+                    steps,
+                    output_schema: Arc::new(plan.schema().as_arrow().clone()),
+                    operators,
+                });
+            }
+            LogicalPlan::Aggregate(_) => {
+                return Err(refuse(
+                    "an aggregate into an append-only stream needs a window, e.g. \
+                     TUMBLE(bids, date_time, INTERVAL '1' MINUTE), or EMIT CHANGES; \
+                     windowed and updating aggregates are not available in this build yet",
+                ));
+            }
+            LogicalPlan::Sort(_) => {
+                return Err(refuse(
+                    "ORDER BY over an unbounded input cannot run continuously: it would wait forever \
+                     for the last row; remove it and sort when you read the result",
+                ));
+            }
+            LogicalPlan::Limit(_) => {
+                return Err(refuse(
+                    "LIMIT cannot run continuously over an unbounded input; remove it",
+                ));
+            }
+            LogicalPlan::Join(_) => {
+                return Err(refuse(
+                    "joins in continuous queries are not available in this build yet",
+                ));
+            }
+            other => {
+                return Err(refuse(format!(
+                    "{} cannot run continuously yet; continuous queries support filters and projections over one stream",
+                    other.display()
+                )));
+            }
+        }
+    }
+}

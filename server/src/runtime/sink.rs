@@ -1,0 +1,77 @@
+//! Where a continuous query's output goes: a derived stream (appended durably, so its
+//! readers see it once committed) or a materialized view's state (held in memory and
+//! rebuilt from the source at start-up).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+use parking_lot::RwLock;
+
+use crate::stream::Stream;
+
+/// The current rows of a materialized view.
+#[derive(Debug)]
+pub struct ViewState {
+    pub schema: SchemaRef,
+    batches: RwLock<Vec<RecordBatch>>,
+}
+
+impl ViewState {
+    pub fn new(schema: SchemaRef) -> Self {
+        ViewState {
+            schema,
+            batches: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// A snapshot of the rows (cheap: batches are shared).
+    pub fn batches(&self) -> Vec<RecordBatch> {
+        self.batches.read().clone()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.batches.read().iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Sink {
+    Stream(Arc<Stream>),
+    View(Arc<ViewState>),
+}
+
+impl Sink {
+    /// Takes one step's output; returns once it is durable (streams) or visible (views).
+    pub async fn write(&self, batches: Vec<RecordBatch>) -> Result<(), String> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Sink::Stream(stream) => {
+                let stream = stream.clone();
+                tokio::task::spawn_blocking(move || {
+                    let batch =
+                        concat_batches(&stream.schema, &batches).map_err(|e| e.to_string())?;
+                    let batch =
+                        RecordBatch::try_new(stream.schema.clone(), batch.columns().to_vec())
+                            .map_err(|e| e.to_string())?;
+                    stream.append(&batch).map(|_| ()).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Sink::View(view) => {
+                let mut state = view.batches.write();
+                for batch in batches {
+                    state.push(
+                        RecordBatch::try_new(view.schema.clone(), batch.columns().to_vec())
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}
