@@ -80,6 +80,7 @@ impl Engine {
             ))))
             .await?;
         check_output_columns(&plan)?;
+        check_runnable(&plan, kind)?;
         let options = StreamOptions::parse(options).map_err(Error::Invalid)?;
         let def = QueryDef {
             id: catalog.allocate_id(),
@@ -257,6 +258,11 @@ impl Engine {
                     .rows_out
                     .load(std::sync::atomic::Ordering::Relaxed)
             }),
+            count(&|q| {
+                q.metrics
+                    .late_rows
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
             text(&|q| q.def.select.clone()),
         ];
         let fields = vec![
@@ -266,6 +272,7 @@ impl Engine {
             Field::new("status", DataType::Utf8, false),
             Field::new("rows_in", DataType::Int64, false),
             Field::new("rows_out", DataType::Int64, false),
+            Field::new("late_rows", DataType::Int64, false),
             Field::new("sql", DataType::Utf8, false),
         ];
         super::show::rows(fields, columns)
@@ -314,6 +321,7 @@ impl Engine {
         &self,
         sink: String,
         query: &Query,
+        is_view: bool,
     ) -> Result<StatementResult> {
         let plan = self
             .plan_statement(DFStatement::Statement(Box::new(Statement::Query(
@@ -322,8 +330,27 @@ impl Engine {
             .await?;
         let mut lines = vec![sink];
         lines.extend(plan.operators.iter().map(|o| format!("  {o}")));
+        let watermark = match &plan.source.def.watermark {
+            Some(w) => format!(
+                "watermark: {} - {} ms, min over partitions",
+                w.column, w.delay_ms
+            ),
+            None => "watermark: none (no event time)".into(),
+        };
+        lines.push(format!("  {watermark}"));
+        let emit = match (&plan.aggregate, is_view) {
+            (None, _) => "emit: append-only, each input row processed once",
+            (Some(a), false) if a.window.is_some() => {
+                "emit: FINAL (one row per window and group when the window closes; late rows dropped)"
+            }
+            (Some(a), true) if a.window.is_some() => {
+                "emit: CHANGES into the view (open windows update, closed windows stay; late rows dropped)"
+            }
+            (Some(_), _) => "emit: CHANGES into the view (rows update as data arrives)",
+        };
+        lines.push(format!("  {emit}"));
         lines.push(format!(
-            "  emit: append-only, stateless (each input row is processed once); parallelism: one task per partition ({})",
+            "  parallelism: {} source readers, one operator",
             plan.source.partitions().len()
         ));
         Ok(super::show::rows(
@@ -345,6 +372,29 @@ fn ok(message: String) -> StatementResult {
         message,
         rows_affected: None,
     }
+}
+
+/// Refuses plans whose results could not be written continuously into `kind`.
+fn check_runnable(plan: &ContinuousPlan, kind: QueryKind) -> Result<()> {
+    let Some(agg) = &plan.aggregate else {
+        return Ok(());
+    };
+    if agg.window.is_none() && kind == QueryKind::Stream {
+        return Err(Error::Invalid(
+            "an aggregate into an append-only stream needs a window, e.g. \
+             FROM TUMBLE(bids, date_time, INTERVAL '1' MINUTE) ... GROUP BY window_start, window_end, ...; \
+             or make it a CREATE MATERIALIZED VIEW, whose rows update"
+                .into(),
+        ));
+    }
+    if agg.window.is_some() && plan.source.def.watermark.is_none() {
+        return Err(Error::Invalid(format!(
+            "continuous windows need event time, but stream {} has no WATERMARK; \
+             create it with WATERMARK FOR ts AS ts - INTERVAL '5' SECOND",
+            plan.source.name()
+        )));
+    }
+    Ok(())
 }
 
 /// Output columns become a stream's or view's columns: they need plain, unique names.
@@ -381,16 +431,32 @@ fn derived_stream_def(
         }
     }
     let source = &plan.source.def;
-    let watermark = source.watermark.clone().filter(|w| {
-        schema.field_with_name(&w.column).is_ok_and(|f| {
-            Some(f.data_type())
-                == source
-                    .schema
-                    .field_with_name(&w.column)
-                    .ok()
-                    .map(|s| s.data_type())
+    let windowed = plan.aggregate.as_ref().is_some_and(|a| a.window.is_some());
+    let watermark = if windowed {
+        // Windows are emitted when they close, in window_end order: window_end is the
+        // output's event time, with no delay.
+        schema
+            .field_with_name("window_end")
+            .ok()
+            .filter(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
+            .map(|_| crate::catalog::WatermarkDef {
+                column: "window_end".into(),
+                delay_ms: 0,
+                expression: "window_end".into(),
+            })
+    } else {
+        // A query that keeps its input's time column keeps its watermark.
+        source.watermark.clone().filter(|w| {
+            let input = source
+                .schema
+                .field_with_name(&w.column)
+                .ok()
+                .map(|f| f.data_type());
+            schema
+                .field_with_name(&w.column)
+                .is_ok_and(|f| Some(f.data_type()) == input)
         })
-    });
+    };
     Ok(StreamDef {
         name: def.name.clone(),
         id: def.id,

@@ -154,6 +154,10 @@ impl Engine {
             Arc::new(StreamSchemaProvider::new(streams.clone(), views.clone())),
         )?;
         session.register_catalog("weir", Arc::new(weir));
+        // Table function names are matched as written; accept both usual spellings.
+        let tumble = Arc::new(crate::planner::TumbleFunction::new(streams.clone()));
+        session.register_udtf("tumble", tumble.clone());
+        session.register_udtf("TUMBLE", tumble);
 
         let retention_task = tokio::spawn(ddl::retention_loop(
             streams.clone(),
@@ -247,10 +251,10 @@ impl Engine {
             WeirStatement::ShowMaterializedViews => Ok(self.show_materialized_views()),
             WeirStatement::ExplainContinuous(inner) => match *inner {
                 WeirStatement::CreateStream(CreateStream { name, query: Some(query), .. }) => {
-                    self.explain_continuous(format!("Sink: stream {name} (append)"), &query).await
+                    self.explain_continuous(format!("Sink: stream {name} (append)"), &query, false).await
                 }
                 WeirStatement::CreateMaterializedView { name, query, .. } => {
-                    self.explain_continuous(format!("Sink: materialized view {name}"), &query).await
+                    self.explain_continuous(format!("Sink: materialized view {name}"), &query, true).await
                 }
                 _ => Err(Error::Invalid("EXPLAIN CREATE STREAM needs AS SELECT ...: only continuous queries have a streaming plan".into())),
             },

@@ -3,9 +3,16 @@
 //! stay DataFusion's (`PhysicalExpr`s evaluated on each batch). Knows nothing about
 //! sockets or files.
 //!
-//! Supported so far: filters and projections over one stream (stateless, append-only
-//! output). Anything that needs state across batches (aggregates, joins, ORDER BY,
-//! LIMIT) is refused with an error that says why and what to do.
+//! Shape supported: one stream, stateless steps (filters, projections, window
+//! assignment), then optionally one aggregate (windowed by `window_end` or a
+//! `date_bin` group key, or unwindowed in views), then stateless steps on its output.
+//! Joins, ORDER BY and LIMIT are refused with an error that says why and what to do.
+
+mod aggregate;
+mod tumble;
+
+pub use aggregate::{AggregatePlan, WindowClose};
+pub use tumble::TumbleFunction;
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,12 +38,17 @@ pub enum Step {
     },
 }
 
-/// A continuous query's plan: read `source`, keep the scan's columns, run the steps.
+/// A continuous query's plan: read `source`, keep the scan's columns, run the steps,
+/// then the aggregate (if any) and the steps above it.
 pub struct ContinuousPlan {
     pub source: Arc<Stream>,
     /// Columns of the source's table schema (user and metadata columns) the scan keeps.
     pub scan_projection: Vec<usize>,
+    /// Stateless steps between the source and the aggregate (or the output).
     pub steps: Vec<Step>,
+    pub aggregate: Option<AggregatePlan>,
+    /// Stateless steps on the aggregate's output (HAVING, final projection).
+    pub post_steps: Vec<Step>,
     pub output_schema: SchemaRef,
     /// The operators, top first, for EXPLAIN and the queries API.
     pub operators: Vec<String>,
@@ -53,32 +65,40 @@ impl fmt::Debug for ContinuousPlan {
 impl ContinuousPlan {
     /// Runs the steps over one batch of the source (table schema: user then metadata columns).
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let mut batch = batch.project(&self.scan_projection)?;
-        for step in &self.steps {
-            batch = match step {
-                Step::Filter(predicate) => {
-                    let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
-                    filter_record_batch(&batch, mask.as_boolean())?
-                }
-                Step::Project { exprs, schema } => {
-                    let columns = exprs
-                        .iter()
-                        .map(|e| {
-                            e.evaluate(&batch)
-                                .and_then(|v| v.into_array(batch.num_rows()))
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    RecordBatch::try_new_with_options(
-                        schema.clone(),
-                        columns,
-                        &datafusion::arrow::array::RecordBatchOptions::new()
-                            .with_row_count(Some(batch.num_rows())),
-                    )?
-                }
-            };
-        }
-        Ok(batch)
+        run_steps(&self.steps, batch.project(&self.scan_projection)?)
     }
+
+    /// Runs the steps above the aggregate over its finalized output.
+    pub fn apply_post(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        run_steps(&self.post_steps, batch)
+    }
+}
+
+fn run_steps(steps: &[Step], mut batch: RecordBatch) -> Result<RecordBatch> {
+    for step in steps {
+        batch = match step {
+            Step::Filter(predicate) => {
+                let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+                filter_record_batch(&batch, mask.as_boolean())?
+            }
+            Step::Project { exprs, schema } => {
+                let columns = exprs
+                    .iter()
+                    .map(|e| {
+                        e.evaluate(&batch)
+                            .and_then(|v| v.into_array(batch.num_rows()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &datafusion::arrow::array::RecordBatchOptions::new()
+                        .with_row_count(Some(batch.num_rows())),
+                )?
+            }
+        };
+    }
+    Ok(batch)
 }
 
 /// Why a query cannot run continuously, worded for the user.
@@ -94,6 +114,8 @@ pub fn plan_continuous(
     stream_of: &dyn Fn(&str) -> Option<Arc<Stream>>,
 ) -> Result<ContinuousPlan> {
     let mut steps = Vec::new();
+    let mut post_steps = Vec::new();
+    let mut aggregate = None;
     let mut operators = Vec::new();
     let mut node = plan;
     loop {
@@ -148,15 +170,24 @@ pub fn plan_continuous(
                     source,
                     scan_projection,
                     steps,
+                    aggregate,
+                    post_steps,
                     output_schema: Arc::new(plan.schema().as_arrow().clone()),
                     operators,
                 });
             }
+            LogicalPlan::Aggregate(agg) if aggregate.is_none() => {
+                let planned = aggregate::plan_aggregate(state, agg)?;
+                operators.push(planned.describe());
+                aggregate = Some(planned);
+                // The steps seen so far (top first) run on the aggregate's output.
+                steps.reverse();
+                post_steps = std::mem::take(&mut steps);
+                node = &agg.input;
+            }
             LogicalPlan::Aggregate(_) => {
                 return Err(refuse(
-                    "an aggregate into an append-only stream needs a window, e.g. \
-                     TUMBLE(bids, date_time, INTERVAL '1' MINUTE), or EMIT CHANGES; \
-                     windowed and updating aggregates are not available in this build yet",
+                    "only one level of aggregation runs continuously so far; aggregate once",
                 ));
             }
             LogicalPlan::Sort(_) => {

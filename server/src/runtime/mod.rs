@@ -1,14 +1,18 @@
-//! The runtime: runs continuous queries. Each query runs one task per source partition:
-//! read the partition from its next offset up to the committed offset, run the plan's
-//! steps on each batch, hand the result to the sink, record progress, then wait for the
-//! log's next commit (a watch channel, so there is no polling delay).
+//! The runtime: runs continuous queries. Each query has one reader task per source
+//! partition and one operator task. A reader reads its partition from its next offset
+//! up to the committed offset, in bounded chunks, and sends them over a small channel;
+//! then it waits for the log's next commit (a watch channel: no polling delay). The
+//! operator takes chunks in arrival order, runs the plan (see [`operator`]), hands the
+//! result to the sink and records progress.
 //!
-//! Backpressure: a partition task reads a bounded chunk, and reads the next one only
-//! after the sink has taken the previous one, so a slow sink slows its sources and
-//! memory stays bounded. Progress (the next unprocessed offset per partition) is what
-//! `FLUSH` waits on, and for derived streams it is persisted after each write so a
-//! restart resumes where the query left off instead of writing its output twice.
+//! Backpressure: the channel holds a few chunks, so a slow operator or sink blocks the
+//! readers and memory stays bounded. Progress (the next unprocessed offset per
+//! partition, moved only after the sink took the result) is what `FLUSH` waits on.
+//! Restart: a stateless derived stream persists its offsets after each write and
+//! resumes there; a windowed one replays its input to rebuild state and persists the
+//! watermark up to which it emitted, so no window is written twice; a view rebuilds.
 
+mod operator;
 mod progress;
 mod sink;
 
@@ -35,6 +39,16 @@ pub struct QueryMetrics {
     pub rows_in: AtomicU64,
     pub rows_out: AtomicU64,
     pub batches: AtomicU64,
+    /// Rows dropped because all their windows had closed.
+    pub late_rows: AtomicU64,
+}
+
+/// A chunk a reader hands to the operator.
+struct Chunk {
+    partition: usize,
+    /// Offset after the chunk's last row.
+    end: u64,
+    batches: Vec<RecordBatch>,
 }
 
 /// A continuous query that is running (or failed).
@@ -43,6 +57,9 @@ pub struct RunningQuery {
     pub plan: Arc<ContinuousPlan>,
     pub sink: Sink,
     pub metrics: QueryMetrics,
+    /// The query's watermark in nanoseconds (i64::MIN until known).
+    pub watermark_ns: std::sync::atomic::AtomicI64,
+    pub state_rows: AtomicU64,
     /// Next unprocessed offset per source partition.
     progress: Vec<AtomicU64>,
     progressed: watch::Sender<()>,
@@ -79,9 +96,15 @@ impl RunningQuery {
         let store = progress_dir
             .map(|dir| progress::ProgressStore::open(dir, partitions))
             .transpose()?;
+        let stateful = plan.aggregate.is_some();
+        // Stateful queries rebuild their state from the earliest retained input.
         let start: Vec<u64> = match &store {
-            Some(store) => store.load()?,
-            None => vec![0; partitions],
+            Some(store) if !stateful => store.load()?,
+            _ => vec![0; partitions],
+        };
+        let emitted = match &store {
+            Some(store) if stateful => store.load_emitted()?,
+            _ => None,
         };
         let (progressed, _) = watch::channel(());
         let query = Arc::new(RunningQuery {
@@ -89,26 +112,40 @@ impl RunningQuery {
             plan: Arc::new(plan),
             sink,
             metrics: QueryMetrics::default(),
+            watermark_ns: std::sync::atomic::AtomicI64::new(i64::MIN),
+            state_rows: AtomicU64::new(0),
             progress: start.iter().map(|&o| AtomicU64::new(o)).collect(),
             progressed,
             error: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             store,
         });
-        let handles = (0..partitions)
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+        let mut handles: Vec<_> = (0..partitions)
             .map(|p| {
-                let q = query.clone();
+                let (q, tx) = (query.clone(), tx.clone());
+                let from = start[p];
                 tokio::spawn(async move {
-                    if let Err(e) = q.clone().run_partition(p).await {
-                        tracing::error!(query = %q.def.name, partition = p, "continuous query failed: {e}");
-                        *q.error.lock() = Some(e);
-                        q.progressed.send_replace(());
+                    if let Err(e) = q.clone().read_partition(p, from, tx).await {
+                        q.fail(format!("reading partition {p}: {e}"));
                     }
                 })
             })
             .collect();
+        let q = query.clone();
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = q.clone().operate(rx, emitted).await {
+                q.fail(e);
+            }
+        }));
         *query.tasks.lock() = handles;
         Ok(query)
+    }
+
+    fn fail(&self, error: String) {
+        tracing::error!(query = %self.def.name, "continuous query failed: {error}");
+        *self.error.lock() = Some(error);
+        self.progressed.send_replace(());
     }
 
     pub fn stop(&self) {
@@ -153,13 +190,17 @@ impl RunningQuery {
         }
     }
 
-    async fn run_partition(self: Arc<Self>, p: usize) -> Result<(), String> {
+    /// Reader task: sends chunks of partition `p` from offset `next`, forever.
+    async fn read_partition(
+        self: Arc<Self>,
+        p: usize,
+        mut next: u64,
+        tx: tokio::sync::mpsc::Sender<Chunk>,
+    ) -> Result<(), String> {
         let log: Arc<PartitionLog> = self.plan.source.partitions()[p].clone();
         let mut commits = log.subscribe();
         loop {
-            let next = self.progress[p]
-                .load(Ordering::Acquire)
-                .max(log.earliest_offset());
+            next = next.max(log.earliest_offset());
             let committed = log.committed_offset();
             if next >= committed {
                 if commits.changed().await.is_err() {
@@ -169,45 +210,91 @@ impl RunningQuery {
             }
             let to = committed.min(next + CHUNK_ROWS);
             let reader = log.clone();
-            let batches: Vec<LogBatch> = tokio::task::spawn_blocking(move || {
-                reader.scan(next, to, None).collect::<Result<Vec<_>, _>>()
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-            let mut outputs = Vec::with_capacity(batches.len());
-            for b in &batches {
-                let input = with_metadata(p as u32, b, &self.plan.source.table_schema)
-                    .map_err(|e| e.to_string())?;
-                self.metrics
-                    .rows_in
-                    .fetch_add(input.num_rows() as u64, Ordering::Relaxed);
-                let out = self
-                    .plan
-                    .apply(&input)
-                    .map_err(|e| crate::engine::datafusion_message(&e))?;
-                if out.num_rows() > 0 {
-                    outputs.push(out);
-                }
+            let schema = self.plan.source.table_schema.clone();
+            let batches =
+                tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>, String> {
+                    reader
+                        .scan(next, to, None)
+                        .map(|b| {
+                            b.map_err(|e| e.to_string()).and_then(|b| {
+                                with_metadata(p as u32, &b, &schema).map_err(|e| e.to_string())
+                            })
+                        })
+                        .collect()
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+            if tx
+                .send(Chunk {
+                    partition: p,
+                    end: to,
+                    batches,
+                })
+                .await
+                .is_err()
+            {
+                return Ok(()); // the operator stopped
             }
-            let rows: usize = outputs.iter().map(|b| b.num_rows()).sum();
-            self.sink.write(outputs).await?;
-            self.metrics
-                .rows_out
-                .fetch_add(rows as u64, Ordering::Relaxed);
+            next = to;
+        }
+    }
+
+    /// Operator task: runs the plan on each chunk and hands results to the sink.
+    async fn operate(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::Receiver<Chunk>,
+        emitted: Option<i64>,
+    ) -> Result<(), String> {
+        let keeps_closed = matches!(self.sink, Sink::View(_));
+        let mut operator = operator::Operator::new(self.plan.clone(), keeps_closed, emitted);
+        while let Some(chunk) = rx.recv().await {
+            let rows: u64 = chunk.batches.iter().map(|b| b.num_rows() as u64).sum();
+            self.metrics.rows_in.fetch_add(rows, Ordering::Relaxed);
             self.metrics
                 .batches
-                .fetch_add(batches.len() as u64, Ordering::Relaxed);
-            if let Some(store) = &self.store {
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || store.save(p, to))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                .fetch_add(chunk.batches.len() as u64, Ordering::Relaxed);
+            let output = operator
+                .process(chunk.partition, chunk.batches)
+                .await
+                .map_err(|e| crate::engine::datafusion_message(&e))?;
+            self.metrics
+                .late_rows
+                .fetch_add(output.late_rows, Ordering::Relaxed);
+            let appended: usize = output.append.iter().map(|b| b.num_rows()).sum();
+            self.sink.write(output.append).await?;
+            self.metrics
+                .rows_out
+                .fetch_add(appended as u64, Ordering::Relaxed);
+            if let (Some(view), Sink::View(state)) = (output.view, &self.sink) {
+                let rows: usize = view.iter().map(|b| b.num_rows()).sum();
+                state.replace(view)?;
+                self.metrics.rows_out.store(rows as u64, Ordering::Relaxed);
             }
-            self.progress[p].store(to, Ordering::Release);
+            if let Some(w) = operator.watermark {
+                self.watermark_ns.store(w, Ordering::Relaxed);
+            }
+            self.state_rows
+                .store(operator.state_rows() as u64, Ordering::Relaxed);
+            if let Some(store) = self.store.clone() {
+                let (p, end, windowed, watermark) = (
+                    chunk.partition,
+                    chunk.end,
+                    operator.is_windowed(),
+                    operator.watermark,
+                );
+                tokio::task::spawn_blocking(move || match (windowed, watermark) {
+                    (true, Some(w)) => store.save_emitted(w),
+                    (true, None) => Ok(()),
+                    (false, _) => store.save(p, end),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            }
+            self.progress[chunk.partition].store(chunk.end, Ordering::Release);
             self.progressed.send_replace(());
         }
+        Ok(())
     }
 }
 

@@ -38,10 +38,26 @@ impl ProgressStore {
     }
 
     pub fn save(&self, partition: usize, offset: u64) -> std::io::Result<()> {
-        let path = self.path(partition);
+        self.write(self.path(partition), offset.to_string())
+    }
+
+    /// For windowed queries: the watermark (ns) up to which closed windows were emitted.
+    pub fn load_emitted(&self) -> std::io::Result<Option<i64>> {
+        match std::fs::read_to_string(self.dir.join("emitted_ns")) {
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn save_emitted(&self, watermark_ns: i64) -> std::io::Result<()> {
+        self.write(self.dir.join("emitted_ns"), watermark_ns.to_string())
+    }
+
+    fn write(&self, path: PathBuf, text: String) -> std::io::Result<()> {
         let tmp = path.with_extension("tmp");
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(offset.to_string().as_bytes())?;
+        file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(tmp, path)
     }

@@ -31,6 +31,19 @@ impl ViewState {
         self.batches.read().clone()
     }
 
+    /// Replaces the whole contents (a view whose rows update).
+    pub fn replace(&self, batches: Vec<RecordBatch>) -> Result<(), String> {
+        let batches = batches
+            .into_iter()
+            .map(|b| {
+                RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        *self.batches.write() = batches;
+        Ok(())
+    }
+
     pub fn rows(&self) -> usize {
         self.batches.read().iter().map(|b| b.num_rows()).sum()
     }

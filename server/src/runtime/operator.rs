@@ -1,0 +1,254 @@
+//! The operator side of a query: takes the source batches in arrival order, runs the
+//! plan's stateless steps, keeps the aggregate's state, tracks event time, closes
+//! windows, and produces what the sink should get.
+//!
+//! Event time (design/SQL.md): a partition's watermark is the largest event time it
+//! has delivered minus the stream's delay; the query's watermark is the minimum over
+//! the partitions that have delivered rows, and never moves back. Rows are judged late
+//! against the watermark as it was before their batch: a row whose window has closed is
+//! dropped and counted. A window closes when the watermark reaches its end.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch, max};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
+use datafusion::common::Result;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::aggregates::AggregateMode;
+use datafusion::physical_plan::collect;
+
+use crate::planner::{AggregatePlan, ContinuousPlan};
+
+/// The timestamps of `array` as nanoseconds since the epoch.
+fn nanos(array: &dyn Array) -> Result<Vec<Option<i64>>> {
+    let ns = cast(
+        &array.slice(0, array.len()),
+        &DataType::Timestamp(TimeUnit::Nanosecond, None),
+    )?;
+    Ok(ns
+        .as_primitive::<TimestampNanosecondType>()
+        .iter()
+        .collect())
+}
+
+/// What one input step produced.
+#[derive(Default)]
+pub struct Output {
+    /// Rows to append to a derived stream.
+    pub append: Vec<RecordBatch>,
+    /// For views: the complete new contents.
+    pub view: Option<Vec<RecordBatch>>,
+    pub late_rows: u64,
+}
+
+pub struct Operator {
+    plan: Arc<ContinuousPlan>,
+    /// Index of the event-time column in the source's table schema, and the delay.
+    event_time: Option<(usize, i64)>,
+    partition_watermarks: Vec<Option<i64>>,
+    /// The query's watermark, in nanoseconds.
+    pub watermark: Option<i64>,
+    /// Partial-aggregate state of groups that are still open.
+    state: Vec<RecordBatch>,
+    /// Final rows of closed windows (views keep them; streams emitted them).
+    closed: Vec<RecordBatch>,
+    /// Windows ending at or before this were emitted before a restart: not again.
+    pub emitted_ns: Option<i64>,
+    keeps_closed: bool,
+    task: Arc<TaskContext>,
+}
+
+impl Operator {
+    /// `keeps_closed`: a view keeps the results of closed windows; a stream emits them.
+    pub fn new(plan: Arc<ContinuousPlan>, keeps_closed: bool, emitted_ns: Option<i64>) -> Self {
+        let source = &plan.source;
+        let event_time = source.def.watermark.as_ref().and_then(|w| {
+            source
+                .table_schema
+                .index_of(&w.column)
+                .ok()
+                .map(|i| (i, w.delay_ms * 1_000_000))
+        });
+        Operator {
+            partition_watermarks: vec![None; source.partitions().len()],
+            plan,
+            event_time,
+            watermark: None,
+            state: Vec::new(),
+            closed: Vec::new(),
+            emitted_ns,
+            keeps_closed,
+            task: Arc::new(TaskContext::default()),
+        }
+    }
+
+    fn aggregate(&self) -> Option<&AggregatePlan> {
+        self.plan.aggregate.as_ref()
+    }
+
+    async fn run(
+        &self,
+        agg: &AggregatePlan,
+        mode: AggregateMode,
+        input: Vec<RecordBatch>,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<Vec<RecordBatch>> {
+        let source = MemorySourceConfig::try_new_exec(&[input], schema, None)?;
+        let exec = agg.exec(mode, source)?;
+        collect(Arc::new(exec), self.task.clone()).await
+    }
+
+    /// Processes the batches one partition delivered (source table schema).
+    pub async fn process(&mut self, partition: usize, batches: Vec<RecordBatch>) -> Result<Output> {
+        let mut out = Output::default();
+        let Some(agg) = self.plan.aggregate.clone() else {
+            for batch in &batches {
+                let result = self.plan.apply(batch)?;
+                if result.num_rows() > 0 {
+                    out.append.push(result);
+                }
+            }
+            return Ok(out);
+        };
+        let mut partials = std::mem::take(&mut self.state);
+        for batch in &batches {
+            let mut input = self.plan.apply(batch)?;
+            if let (Some(window), Some(watermark)) = (&agg.window, self.watermark) {
+                let ends = nanos(
+                    window
+                        .expr
+                        .evaluate(&input)?
+                        .into_array(input.num_rows())?
+                        .as_ref(),
+                )?;
+                let keep: BooleanArray = ends
+                    .iter()
+                    .map(|end| Some(end.is_some_and(|e| e + window.end_offset_ns > watermark)))
+                    .collect();
+                let kept = filter_record_batch(&input, &keep)?;
+                out.late_rows += (input.num_rows() - kept.num_rows()) as u64;
+                input = kept;
+            }
+            if input.num_rows() > 0 {
+                let schema = agg.input_schema.clone();
+                let input = RecordBatch::try_new(schema.clone(), input.columns().to_vec())?;
+                partials.extend(
+                    self.run(&agg, AggregateMode::Partial, vec![input], schema)
+                        .await?,
+                );
+            }
+            self.observe_event_time(partition, batch)?;
+        }
+        // Merge the new partial states into one state per group.
+        self.state = match partials.first() {
+            Some(first) => {
+                let schema = first.schema();
+                self.run(&agg, AggregateMode::PartialReduce, partials, schema)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let closed_now = self.close_windows(&agg).await?;
+        if self.keeps_closed {
+            self.closed.extend(closed_now);
+            let mut view = self.closed.clone();
+            if let Some(first) = self.state.first() {
+                let schema = first.schema();
+                for batch in self
+                    .run(&agg, AggregateMode::Final, self.state.clone(), schema)
+                    .await?
+                {
+                    view.push(self.plan.apply_post(batch)?);
+                }
+            }
+            out.view = Some(view);
+        } else {
+            out.append = closed_now;
+        }
+        Ok(out)
+    }
+
+    fn observe_event_time(&mut self, partition: usize, batch: &RecordBatch) -> Result<()> {
+        let Some((column, delay)) = self.event_time else {
+            return Ok(());
+        };
+        let ts = cast(
+            batch.column(column),
+            &DataType::Timestamp(TimeUnit::Nanosecond, None),
+        )?;
+        if let Some(max_ts) = max(ts.as_primitive::<TimestampNanosecondType>()) {
+            let candidate = max_ts - delay;
+            let slot = &mut self.partition_watermarks[partition];
+            *slot = Some(slot.map_or(candidate, |w| w.max(candidate)));
+        }
+        // Partitions whose log is empty are left out; one with rows that has not yet
+        // delivered any holds the watermark (its event time is unknown).
+        let mut global: Option<i64> = None;
+        for (p, log) in self.plan.source.partitions().iter().enumerate() {
+            if log.committed_offset() <= log.earliest_offset()
+                && self.partition_watermarks[p].is_none()
+            {
+                continue;
+            }
+            match self.partition_watermarks[p] {
+                None => return Ok(()),
+                Some(w) => global = Some(global.map_or(w, |g: i64| g.min(w))),
+            }
+        }
+        if let Some(global) = global {
+            self.watermark = Some(self.watermark.map_or(global, |w| w.max(global)));
+        }
+        Ok(())
+    }
+
+    /// Finalizes and removes the groups whose window end the watermark reached.
+    async fn close_windows(&mut self, agg: &AggregatePlan) -> Result<Vec<RecordBatch>> {
+        let (Some(window), Some(watermark)) = (&agg.window, self.watermark) else {
+            return Ok(Vec::new());
+        };
+        let mut closed = Vec::new();
+        let mut open = Vec::new();
+        for batch in std::mem::take(&mut self.state) {
+            let ends = nanos(batch.column(window.group_index).as_ref())?;
+            let is_closed: BooleanArray = ends
+                .iter()
+                .map(|e| Some(e.is_some_and(|e| e + window.end_offset_ns <= watermark)))
+                .collect();
+            let is_open = datafusion::arrow::compute::not(&is_closed)?;
+            let emitted = self.emitted_ns;
+            let not_yet_emitted: BooleanArray = ends
+                .iter()
+                .map(|e| {
+                    Some(
+                        emitted
+                            .is_none_or(|done| e.is_some_and(|e| e + window.end_offset_ns > done)),
+                    )
+                })
+                .collect();
+            let to_emit = datafusion::arrow::compute::and(&is_closed, &not_yet_emitted)?;
+            closed.push(filter_record_batch(&batch, &to_emit)?);
+            open.push(filter_record_batch(&batch, &is_open)?);
+        }
+        self.state = open.into_iter().filter(|b| b.num_rows() > 0).collect();
+        closed.retain(|b| b.num_rows() > 0);
+        let mut results = Vec::new();
+        if let Some(first) = closed.first() {
+            let schema = first.schema();
+            for batch in self.run(agg, AggregateMode::Final, closed, schema).await? {
+                results.push(self.plan.apply_post(batch)?);
+            }
+        }
+        Ok(results)
+    }
+
+    /// The state's size, for metrics: groups still open.
+    pub fn state_rows(&self) -> usize {
+        self.state.iter().map(|b| b.num_rows()).sum()
+    }
+
+    pub fn is_windowed(&self) -> bool {
+        self.aggregate().is_some_and(|a| a.window.is_some())
+    }
+}
