@@ -39,6 +39,7 @@ impl Engine {
         if let DFStatement::Statement(inner) = &mut statement {
             let streams = self.streams.read();
             hide_metadata_columns(inner, &|name| streams.contains_key(name));
+            crate::sql::rewrite_window_functions(inner);
         }
         let state = self.session.state();
         let plan = state

@@ -9,7 +9,7 @@ mod rewrite;
 
 pub use options::{StreamOptions, parse_duration_ms};
 pub use parser::{ParsedStatement, parse_sql};
-pub use rewrite::{hide_metadata_columns, name_insert_columns};
+pub use rewrite::{hide_metadata_columns, name_insert_columns, rewrite_window_functions};
 
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ColumnDef, Expr, Ident, ObjectName, Query, SqlOption};

@@ -12,6 +12,11 @@ use datafusion::sql::sqlparser::ast::{
     SetExpr, Statement, TableFactor, TableObject, VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 
+use datafusion::sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, visit_expressions_mut};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
 use super::{normalize_ident, object_name};
 use crate::stream::METADATA_COLUMNS;
 
@@ -40,6 +45,98 @@ pub fn name_insert_columns(
             }
         }
     }
+}
+
+/// The GROUP BY spelling of windows (Flink's legacy / Arroyo's): `tumble(ts, size)` and
+/// `tumble_start(ts, size)` become `date_bin(size, ts)` (windows aligned to the epoch),
+/// `tumble_end(ts, size)` becomes `date_bin(size, ts) + size`. The continuous planner
+/// knows `date_bin(size, ts)` as a window key that closes at `start + size`.
+pub fn rewrite_window_functions(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Function(function) = expr {
+            let name = object_name(&function.name);
+            if let FunctionArguments::List(list) = &function.args {
+                if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(ts)), FunctionArg::Unnamed(FunctionArgExpr::Expr(size))] =
+                    list.args.as_slice()
+                {
+                    let text = match name.as_str() {
+                        "tumble" | "tumble_start" => Some(format!("date_bin({size}, {ts})")),
+                        "tumble_end" => Some(format!("(date_bin({size}, {ts}) + {size})")),
+                        _ => None,
+                    };
+                    if let Some(text) = text {
+                        let parsed = Parser::new(&GenericDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr());
+                        if let Ok(replacement) = parsed {
+                            *expr = replacement;
+                        }
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Flink's table-valued window spelling, `TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), size))`,
+/// which sqlparser does not parse, rewritten at the token level to Weir's
+/// `TUMBLE(bids, ts, size)`. Text without that pattern is returned unchanged.
+pub fn rewrite_flink_windows(sql: &str) -> String {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else { return sql.to_string() };
+    let is_word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.value.eq_ignore_ascii_case(w));
+    let next_solid = |from: usize| (from..tokens.len()).find(|&i| !matches!(tokens[i], Token::Whitespace(_)));
+    let mut drop = vec![false; tokens.len()];
+    let mut found = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        let matched = (|| {
+            if !is_word(&tokens[i], "TABLE") {
+                return None;
+            }
+            let open = next_solid(i + 1).filter(|&j| tokens[j] == Token::LParen)?;
+            let func = next_solid(open + 1)?;
+            if !["TUMBLE", "HOP", "SESSION"].iter().any(|f| is_word(&tokens[func], f)) {
+                return None;
+            }
+            // The `)` that closes `TABLE(`.
+            let mut depth = 0;
+            let close = (open..tokens.len()).find(|&j| {
+                match tokens[j] {
+                    Token::LParen => depth += 1,
+                    Token::RParen => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })?;
+            Some((open, func, close))
+        })();
+        let Some((open, func, close)) = matched else {
+            i += 1;
+            continue;
+        };
+        found = true;
+        drop[i] = true;
+        drop[open] = true;
+        drop[close] = true;
+        for j in func..close {
+            if is_word(&tokens[j], "TABLE") {
+                drop[j] = true;
+            }
+            if is_word(&tokens[j], "DESCRIPTOR") {
+                if let Some(lp) = next_solid(j + 1).filter(|&k| tokens[k] == Token::LParen) {
+                    if let Some(rp) = (lp..close).find(|&k| tokens[k] == Token::RParen) {
+                        drop[j] = true;
+                        drop[lp] = true;
+                        drop[rp] = true;
+                    }
+                }
+            }
+        }
+        i = func;
+    }
+    if !found {
+        return sql.to_string();
+    }
+    tokens.iter().zip(drop).filter(|(_, d)| !d).map(|(t, _)| t.to_string()).collect()
 }
 
 struct HideMetadata<'a> {
@@ -136,6 +233,36 @@ mod tests {
         };
         hide_metadata_columns(&mut statement, &|name| name == "s");
         statement.to_string()
+    }
+
+    #[test]
+    fn flink_window_spelling() {
+        assert_eq!(
+            rewrite_flink_windows(
+                "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) GROUP BY 1"
+            ),
+            "SELECT * FROM TUMBLE( bids, date_time, INTERVAL '10' SECOND) GROUP BY 1"
+        );
+        assert_eq!(rewrite_flink_windows("SELECT 'TABLE(' FROM t"), "SELECT 'TABLE(' FROM t");
+    }
+
+    #[test]
+    fn group_by_window_functions() {
+        let WeirStatement::DataFusion(statement) = parse_sql(
+            "SELECT tumble_start(ts, INTERVAL '1' MINUTE), tumble_end(ts, INTERVAL '1' MINUTE) FROM s GROUP BY tumble(ts, INTERVAL '1' MINUTE)",
+        )
+        .unwrap()
+        .remove(0)
+        .statement
+        else {
+            panic!()
+        };
+        let DFStatement::Statement(mut statement) = *statement else { panic!() };
+        rewrite_window_functions(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT date_bin(INTERVAL '1' MINUTE, ts), (date_bin(INTERVAL '1' MINUTE, ts) + INTERVAL '1' MINUTE) FROM s GROUP BY date_bin(INTERVAL '1' MINUTE, ts)"
+        );
     }
 
     #[test]
