@@ -192,6 +192,13 @@ impl Engine {
         self.streams.read().get(name).cloned()
     }
 
+    /// The running continuous queries, oldest first.
+    pub fn queries(&self) -> Vec<Arc<RunningQuery>> {
+        let mut all: Vec<_> = self.queries.lock().values().cloned().collect();
+        all.sort_by_key(|q| q.def.id);
+        all
+    }
+
     pub fn streams(&self) -> Vec<Arc<Stream>> {
         self.streams.read().values().cloned().collect()
     }

@@ -12,7 +12,9 @@ use datafusion::sql::sqlparser::ast::{
     SetExpr, Statement, TableFactor, TableObject, VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 
-use datafusion::sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, visit_expressions_mut};
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, visit_expressions_mut,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -56,8 +58,10 @@ pub fn rewrite_window_functions(statement: &mut Statement) {
         if let Expr::Function(function) = expr {
             let name = object_name(&function.name);
             if let FunctionArguments::List(list) = &function.args {
-                if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(ts)), FunctionArg::Unnamed(FunctionArgExpr::Expr(size))] =
-                    list.args.as_slice()
+                if let [
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(ts)),
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(size)),
+                ] = list.args.as_slice()
                 {
                     let text = match name.as_str() {
                         "tumble" | "tumble_start" => Some(format!("date_bin({size}, {ts})")),
@@ -65,7 +69,9 @@ pub fn rewrite_window_functions(statement: &mut Statement) {
                         _ => None,
                     };
                     if let Some(text) = text {
-                        let parsed = Parser::new(&GenericDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr());
+                        let parsed = Parser::new(&GenericDialect {})
+                            .try_with_sql(&text)
+                            .and_then(|mut p| p.parse_expr());
                         if let Ok(replacement) = parsed {
                             *expr = replacement;
                         }
@@ -81,9 +87,13 @@ pub fn rewrite_window_functions(statement: &mut Statement) {
 /// which sqlparser does not parse, rewritten at the token level to Weir's
 /// `TUMBLE(bids, ts, size)`. Text without that pattern is returned unchanged.
 pub fn rewrite_flink_windows(sql: &str) -> String {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else { return sql.to_string() };
-    let is_word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.value.eq_ignore_ascii_case(w));
-    let next_solid = |from: usize| (from..tokens.len()).find(|&i| !matches!(tokens[i], Token::Whitespace(_)));
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return sql.to_string();
+    };
+    let is_word =
+        |t: &Token, w: &str| matches!(t, Token::Word(x) if x.value.eq_ignore_ascii_case(w));
+    let next_solid =
+        |from: usize| (from..tokens.len()).find(|&i| !matches!(tokens[i], Token::Whitespace(_)));
     let mut drop = vec![false; tokens.len()];
     let mut found = false;
     let mut i = 0;
@@ -94,7 +104,10 @@ pub fn rewrite_flink_windows(sql: &str) -> String {
             }
             let open = next_solid(i + 1).filter(|&j| tokens[j] == Token::LParen)?;
             let func = next_solid(open + 1)?;
-            if !["TUMBLE", "HOP", "SESSION"].iter().any(|f| is_word(&tokens[func], f)) {
+            if !["TUMBLE", "HOP", "SESSION"]
+                .iter()
+                .any(|f| is_word(&tokens[func], f))
+            {
                 return None;
             }
             // The `)` that closes `TABLE(`.
@@ -136,7 +149,12 @@ pub fn rewrite_flink_windows(sql: &str) -> String {
     if !found {
         return sql.to_string();
     }
-    tokens.iter().zip(drop).filter(|(_, d)| !d).map(|(t, _)| t.to_string()).collect()
+    tokens
+        .iter()
+        .zip(drop)
+        .filter(|(_, d)| !d)
+        .map(|(t, _)| t.to_string())
+        .collect()
 }
 
 struct HideMetadata<'a> {
@@ -243,7 +261,10 @@ mod tests {
             ),
             "SELECT * FROM TUMBLE( bids, date_time, INTERVAL '10' SECOND) GROUP BY 1"
         );
-        assert_eq!(rewrite_flink_windows("SELECT 'TABLE(' FROM t"), "SELECT 'TABLE(' FROM t");
+        assert_eq!(
+            rewrite_flink_windows("SELECT 'TABLE(' FROM t"),
+            "SELECT 'TABLE(' FROM t"
+        );
     }
 
     #[test]
@@ -257,7 +278,9 @@ mod tests {
         else {
             panic!()
         };
-        let DFStatement::Statement(mut statement) = *statement else { panic!() };
+        let DFStatement::Statement(mut statement) = *statement else {
+            panic!()
+        };
         rewrite_window_functions(&mut statement);
         assert_eq!(
             statement.to_string(),

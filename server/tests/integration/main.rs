@@ -2,5 +2,6 @@
 //! One test binary (each links all of DataFusion); one module per area.
 
 mod crash;
+mod differential;
 mod http;
 mod server;
