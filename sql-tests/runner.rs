@@ -1,8 +1,11 @@
 //! Runs every `.slt` file under `sql-tests/` as its own test (so `cargo nextest` lists
 //! them), each against a fresh in-process Weir with a new data dir.
 //!
-//! Weir-specific statement: `RESTART` (intercepted here, not sent to Weir) closes the
-//! engine and opens the same data dir again, as a process restart would.
+//! Weir-specific statements, intercepted here and not sent to Weir:
+//! - `RESTART` closes the engine and opens the same data dir again, as a process
+//!   restart would;
+//! - `ADVANCE CLOCK '5 seconds'` moves the engine's clock (a manual clock, starting at
+//!   2025-01-01T00:00:00Z) forward; only idleness and ingest times read it.
 //!
 //! Against a running server instead: `WEIR_SLT_URL=http://127.0.0.1:7878 cargo test
 //! --test sqllogictests` sends each statement to `POST /v1/sql` (results as Arrow IPC,
@@ -17,7 +20,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use libtest_mimic::{Arguments, Failed, Trial};
 use sqllogictest::{DBOutput, DefaultColumnType, Runner};
-use weir::clock::SystemClock;
+use weir::clock::ManualClock;
 use weir::engine::{Engine, EngineConfig, StatementResult};
 
 fn main() {
@@ -104,22 +107,40 @@ fn is_restart(sql: &str) -> bool {
 /// Weir in this process, on a data dir that lives as long as the test file.
 struct InProcessDb {
     dir: Arc<tempfile::TempDir>,
+    clock: Arc<ManualClock>,
     engine: Option<Arc<Engine>>,
+}
+
+const CLOCK_START_MS: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
+
+/// `ADVANCE CLOCK '5 seconds'` → the duration in ms.
+fn advance_clock(sql: &str) -> Option<Result<i64, DbError>> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let rest = text
+        .strip_prefix("ADVANCE CLOCK")?
+        .trim()
+        .trim_matches('\'');
+    Some(weir::sql::parse_duration_ms(rest).map_err(DbError))
 }
 
 impl InProcessDb {
     async fn open(dir: Arc<tempfile::TempDir>) -> Result<Self, DbError> {
-        let engine = Self::engine(&dir).await?;
+        let clock = Arc::new(ManualClock::new(CLOCK_START_MS));
+        let engine = Self::engine(&dir, &clock).await?;
         Ok(InProcessDb {
             dir,
+            clock,
             engine: Some(engine),
         })
     }
 
-    async fn engine(dir: &tempfile::TempDir) -> Result<Arc<Engine>, DbError> {
+    async fn engine(
+        dir: &tempfile::TempDir,
+        clock: &Arc<ManualClock>,
+    ) -> Result<Arc<Engine>, DbError> {
         let mut config = EngineConfig::new(dir.path());
         config.segment_bytes = 4096; // small segments so tests cross segment boundaries
-        Engine::open(config, Arc::new(SystemClock))
+        Engine::open(config, clock.clone())
             .await
             .map_err(|e| DbError(e.to_string()))
     }
@@ -133,7 +154,11 @@ impl sqllogictest::AsyncDB for InProcessDb {
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
         if is_restart(sql) {
             drop(self.engine.take());
-            self.engine = Some(Self::engine(&self.dir).await?);
+            self.engine = Some(Self::engine(&self.dir, &self.clock).await?);
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        if let Some(ms) = advance_clock(sql) {
+            self.clock.advance(ms?);
             return Ok(DBOutput::StatementComplete(0));
         }
         let engine = self.engine.as_ref().expect("engine is open");

@@ -128,12 +128,18 @@ impl Engine {
                     .data_dir
                     .join("queries")
                     .join(def.id.to_string());
-                RunningQuery::start(def, plan, Sink::Stream(stream), Some(dir))
+                RunningQuery::start(
+                    def,
+                    plan,
+                    Sink::Stream(stream),
+                    Some(dir),
+                    self.clock.clone(),
+                )
             }
             None => {
                 let view = Arc::new(ViewState::new(plan.output_schema.clone()));
                 self.views.write().insert(name.clone(), view.clone());
-                RunningQuery::start(def, plan, Sink::View(view), None)
+                RunningQuery::start(def, plan, Sink::View(view), None, self.clock.clone())
             }
         }
         .map_err(|e| Error::Internal(format!("starting query {name}: {e}")))?;
@@ -231,6 +237,8 @@ impl Engine {
                     ))
                 })?
                 .map_err(Error::Invalid)?;
+            // Idleness depends on the clock alone: re-check it now.
+            query.tick().await;
         }
         Ok(ok("FLUSH".into()))
     }

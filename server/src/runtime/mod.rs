@@ -64,6 +64,8 @@ pub struct RunningQuery {
     progress: Vec<AtomicU64>,
     progressed: watch::Sender<()>,
     error: Mutex<Option<String>>,
+    /// Asks the operator to re-check idleness now; answered once done (FLUSH).
+    ticks: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     store: Option<progress::ProgressStore>,
 }
@@ -91,6 +93,7 @@ impl RunningQuery {
         plan: ContinuousPlan,
         sink: Sink,
         progress_dir: Option<std::path::PathBuf>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> std::io::Result<Arc<RunningQuery>> {
         let partitions = plan.source.partitions().len();
         let store = progress_dir
@@ -107,6 +110,7 @@ impl RunningQuery {
             _ => None,
         };
         let (progressed, _) = watch::channel(());
+        let (ticks, tick_rx) = tokio::sync::mpsc::channel(4);
         let query = Arc::new(RunningQuery {
             def,
             plan: Arc::new(plan),
@@ -117,6 +121,7 @@ impl RunningQuery {
             progress: start.iter().map(|&o| AtomicU64::new(o)).collect(),
             progressed,
             error: Mutex::new(None),
+            ticks,
             tasks: Mutex::new(Vec::new()),
             store,
         });
@@ -134,7 +139,7 @@ impl RunningQuery {
             .collect();
         let q = query.clone();
         handles.push(tokio::spawn(async move {
-            if let Err(e) = q.clone().operate(rx, emitted).await {
+            if let Err(e) = q.clone().operate(rx, tick_rx, emitted, clock, start).await {
                 q.fail(e);
             }
         }));
@@ -167,6 +172,15 @@ impl RunningQuery {
             .iter()
             .map(|p| p.load(Ordering::Acquire))
             .collect()
+    }
+
+    /// Has the operator re-check idleness against the clock now (FLUSH does, so tests
+    /// that move an injected clock see its effect deterministically).
+    pub async fn tick(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.ticks.send(done).await.is_ok() {
+            let _ = wait.await;
+        }
     }
 
     /// Waits until every partition has processed everything below `targets` (FLUSH).
@@ -243,20 +257,39 @@ impl RunningQuery {
     async fn operate(
         self: Arc<Self>,
         mut rx: tokio::sync::mpsc::Receiver<Chunk>,
+        mut ticks: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
         emitted: Option<i64>,
+        clock: Arc<dyn crate::clock::Clock>,
+        start: Vec<u64>,
     ) -> Result<(), String> {
         let keeps_closed = matches!(self.sink, Sink::View(_));
-        let mut operator = operator::Operator::new(self.plan.clone(), keeps_closed, emitted);
-        while let Some(chunk) = rx.recv().await {
-            let rows: u64 = chunk.batches.iter().map(|b| b.num_rows() as u64).sum();
-            self.metrics.rows_in.fetch_add(rows, Ordering::Relaxed);
-            self.metrics
-                .batches
-                .fetch_add(chunk.batches.len() as u64, Ordering::Relaxed);
-            let output = operator
-                .process(chunk.partition, chunk.batches)
-                .await
-                .map_err(|e| crate::engine::datafusion_message(&e))?;
+        let mut operator =
+            operator::Operator::new(self.plan.clone(), keeps_closed, emitted, clock, &start);
+        // Idleness is re-checked on this timer (and when FLUSH asks).
+        let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let (output, done, progressed) = tokio::select! {
+                chunk = rx.recv() => {
+                    let Some(chunk) = chunk else { return Ok(()) };
+                    let rows: u64 = chunk.batches.iter().map(|b| b.num_rows() as u64).sum();
+                    self.metrics.rows_in.fetch_add(rows, Ordering::Relaxed);
+                    self.metrics.batches.fetch_add(chunk.batches.len() as u64, Ordering::Relaxed);
+                    let output = operator
+                        .process(chunk.partition, chunk.end, chunk.batches)
+                        .await
+                        .map_err(|e| crate::engine::datafusion_message(&e))?;
+                    (output, None, Some((chunk.partition, chunk.end)))
+                }
+                request = ticks.recv() => {
+                    let output = operator.tick().await.map_err(|e| crate::engine::datafusion_message(&e))?;
+                    (output, request, None)
+                }
+                _ = timer.tick() => {
+                    let output = operator.tick().await.map_err(|e| crate::engine::datafusion_message(&e))?;
+                    (output, None, None)
+                }
+            };
             self.metrics
                 .late_rows
                 .fetch_add(output.late_rows, Ordering::Relaxed);
@@ -276,25 +309,27 @@ impl RunningQuery {
             self.state_rows
                 .store(operator.state_rows() as u64, Ordering::Relaxed);
             if let Some(store) = self.store.clone() {
-                let (p, end, windowed, watermark) = (
-                    chunk.partition,
-                    chunk.end,
-                    operator.is_windowed(),
-                    operator.watermark,
-                );
-                tokio::task::spawn_blocking(move || match (windowed, watermark) {
-                    (true, Some(w)) => store.save_emitted(w),
-                    (true, None) => Ok(()),
-                    (false, _) => store.save(p, end),
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                let (windowed, watermark) = (operator.is_windowed(), operator.watermark);
+                let offset = progressed.filter(|_| !windowed);
+                if windowed || offset.is_some() {
+                    tokio::task::spawn_blocking(move || match (offset, watermark) {
+                        (Some((p, end)), _) => store.save(p, end),
+                        (None, Some(w)) => store.save_emitted(w),
+                        (None, None) => Ok(()),
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                }
             }
-            self.progress[chunk.partition].store(chunk.end, Ordering::Release);
-            self.progressed.send_replace(());
+            if let Some((p, end)) = progressed {
+                self.progress[p].store(end, Ordering::Release);
+                self.progressed.send_replace(());
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
         }
-        Ok(())
     }
 }
 

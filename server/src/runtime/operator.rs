@@ -7,6 +7,11 @@
 //! the partitions that have delivered rows, and never moves back. Rows are judged late
 //! against the watermark as it was before their batch: a row whose window has closed is
 //! dropped and counted. A window closes when the watermark reaches its end.
+//!
+//! Idleness is the only clock-driven step: a partition that has delivered everything
+//! in its log and had no new rows for the stream's `idle_timeout` (processing time, from
+//! the engine's clock) is left out of the minimum; when every partition is idle the
+//! watermark holds. The operator re-checks on a timer and whenever FLUSH asks.
 
 use std::sync::Arc;
 
@@ -19,6 +24,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::aggregates::AggregateMode;
 use datafusion::physical_plan::collect;
 
+use crate::clock::Clock;
 use crate::planner::{AggregatePlan, ContinuousPlan};
 
 /// The timestamps of `array` as nanoseconds since the epoch.
@@ -58,11 +64,23 @@ pub struct Operator {
     pub emitted_ns: Option<i64>,
     keeps_closed: bool,
     task: Arc<TaskContext>,
+    clock: Arc<dyn Clock>,
+    idle_timeout_ms: i64,
+    /// Processing time at which each partition last delivered rows.
+    last_active_ms: Vec<i64>,
+    /// Offset after the last row each partition delivered.
+    delivered: Vec<u64>,
 }
 
 impl Operator {
     /// `keeps_closed`: a view keeps the results of closed windows; a stream emits them.
-    pub fn new(plan: Arc<ContinuousPlan>, keeps_closed: bool, emitted_ns: Option<i64>) -> Self {
+    pub fn new(
+        plan: Arc<ContinuousPlan>,
+        keeps_closed: bool,
+        emitted_ns: Option<i64>,
+        clock: Arc<dyn Clock>,
+        start: &[u64],
+    ) -> Self {
         let source = &plan.source;
         let event_time = source.def.watermark.as_ref().and_then(|w| {
             source
@@ -71,7 +89,12 @@ impl Operator {
                 .ok()
                 .map(|i| (i, w.delay_ms * 1_000_000))
         });
+        let now = clock.now_ms();
         Operator {
+            idle_timeout_ms: source.def.idle_timeout_ms,
+            last_active_ms: vec![now; source.partitions().len()],
+            delivered: start.to_vec(),
+            clock,
             partition_watermarks: vec![None; source.partitions().len()],
             plan,
             event_time,
@@ -101,7 +124,16 @@ impl Operator {
     }
 
     /// Processes the batches one partition delivered (source table schema).
-    pub async fn process(&mut self, partition: usize, batches: Vec<RecordBatch>) -> Result<Output> {
+    pub async fn process(
+        &mut self,
+        partition: usize,
+        end: u64,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Output> {
+        self.delivered[partition] = end;
+        if batches.iter().any(|b| b.num_rows() > 0) {
+            self.last_active_ms[partition] = self.clock.now_ms();
+        }
         let mut out = Output::default();
         let Some(agg) = self.plan.aggregate.clone() else {
             for batch in &batches {
@@ -141,6 +173,31 @@ impl Operator {
             }
             self.observe_event_time(partition, batch)?;
         }
+        self.finish_step(&agg, partials, out).await
+    }
+
+    /// Re-evaluates idleness (no new rows): the watermark may move and windows close.
+    pub async fn tick(&mut self) -> Result<Output> {
+        let Some(agg) = self.plan.aggregate.clone() else {
+            return Ok(Output::default());
+        };
+        let before = self.watermark;
+        self.recompute_watermark();
+        if self.watermark == before {
+            return Ok(Output::default());
+        }
+        let partials = std::mem::take(&mut self.state);
+        self.finish_step(&agg, partials, Output::default()).await
+    }
+
+    /// Merges new partial states, closes windows, and fills the output.
+    async fn finish_step(
+        &mut self,
+        agg: &AggregatePlan,
+        partials: Vec<RecordBatch>,
+        mut out: Output,
+    ) -> Result<Output> {
+        let agg = agg.clone();
         // Merge the new partial states into one state per group.
         self.state = match partials.first() {
             Some(first) => {
@@ -183,24 +240,31 @@ impl Operator {
             let slot = &mut self.partition_watermarks[partition];
             *slot = Some(slot.map_or(candidate, |w| w.max(candidate)));
         }
-        // Partitions whose log is empty are left out; one with rows that has not yet
-        // delivered any holds the watermark (its event time is unknown).
+        self.recompute_watermark();
+        Ok(())
+    }
+
+    /// The query's watermark from the partitions' (see the module docs).
+    fn recompute_watermark(&mut self) {
+        let now = self.clock.now_ms();
         let mut global: Option<i64> = None;
         for (p, log) in self.plan.source.partitions().iter().enumerate() {
-            if log.committed_offset() <= log.earliest_offset()
-                && self.partition_watermarks[p].is_none()
-            {
-                continue;
+            let committed = log.committed_offset();
+            if committed <= log.earliest_offset() && self.partition_watermarks[p].is_none() {
+                continue; // empty log
+            }
+            let caught_up = self.delivered[p] >= committed;
+            if caught_up && now - self.last_active_ms[p] >= self.idle_timeout_ms {
+                continue; // idle
             }
             match self.partition_watermarks[p] {
-                None => return Ok(()),
+                None => return, // rows not yet seen: event time unknown, hold
                 Some(w) => global = Some(global.map_or(w, |g: i64| g.min(w))),
             }
         }
         if let Some(global) = global {
             self.watermark = Some(self.watermark.map_or(global, |w| w.max(global)));
         }
-        Ok(())
     }
 
     /// Finalizes and removes the groups whose window end the watermark reached.
