@@ -94,6 +94,10 @@ pub struct QueryDef {
     /// The stream it reads.
     pub source: String,
     pub created_at_ms: i64,
+    /// With `start = 'latest'`: the source offsets it starts from (new rows only).
+    /// `None` is the default, the earliest retained offsets (backfill).
+    #[serde(default)]
+    pub start_offsets: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

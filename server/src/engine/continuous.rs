@@ -90,6 +90,7 @@ impl Engine {
             select: query.to_string(),
             source: plan.source.name().to_string(),
             created_at_ms: self.clock.now_ms(),
+            start_offsets: start_offsets(&plan, &options)?,
         };
         let output = match kind {
             QueryKind::Stream => Some(derived_stream_def(&def, &plan, options)?),
@@ -380,6 +381,19 @@ fn ok(message: String) -> StatementResult {
     StatementResult::Ok {
         message,
         rows_affected: None,
+    }
+}
+
+/// `start = 'earliest'` (the default: backfill what is retained) or `'latest'` (only
+/// rows committed after the query is created).
+fn start_offsets(plan: &ContinuousPlan, options: &StreamOptions) -> Result<Option<Vec<u64>>> {
+    match options.other.iter().find(|(k, _)| k == "start").map(|(_, v)| v.to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(v) if v == "earliest" => Ok(None),
+        Some(v) if v == "latest" => {
+            Ok(Some(plan.source.partitions().iter().map(|p| p.committed_offset()).collect()))
+        }
+        Some(other) => Err(Error::Invalid(format!("start must be 'earliest' or 'latest', got '{other}'"))),
     }
 }
 

@@ -101,10 +101,12 @@ impl RunningQuery {
             .transpose()?;
         let stateful = plan.aggregate.is_some();
         // Stateful queries rebuild their state from the earliest retained input.
-        let start: Vec<u64> = match &store {
+        let floor = def.start_offsets.clone().unwrap_or_else(|| vec![0; partitions]);
+        let loaded = match &store {
             Some(store) if !stateful => store.load()?,
             _ => vec![0; partitions],
         };
+        let start: Vec<u64> = loaded.iter().zip(&floor).map(|(a, b)| *a.max(b)).collect();
         let emitted = match &store {
             Some(store) if stateful => store.load_emitted()?,
             _ => None,
