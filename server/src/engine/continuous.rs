@@ -360,7 +360,7 @@ impl Engine {
         };
         lines.push(format!("  {emit}"));
         lines.push(format!(
-            "  parallelism: {} source readers, one operator",
+            "  parallelism: {} source reader(s), one operator",
             plan.source.partitions().len()
         ));
         Ok(super::show::rows(

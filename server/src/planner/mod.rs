@@ -161,8 +161,9 @@ pub fn plan_continuous(
                     .map(|f| f.name().clone())
                     .collect();
                 operators.push(format!(
-                    "Source: {name} ({} partitions), reads {}, from the earliest retained offset",
+                    "Source: {name} ({} partition{}), reads {}",
                     source.partitions().len(),
+                    if source.partitions().len() == 1 { "" } else { "s" },
                     columns.join(", ")
                 ));
                 steps.reverse();
