@@ -98,6 +98,13 @@ pub struct QueryDef {
     /// `None` is the default, the earliest retained offsets (backfill).
     #[serde(default)]
     pub start_offsets: Option<Vec<u64>>,
+    /// Operator tasks of a stateful query (`WITH (parallelism = N)`, default 1).
+    #[serde(default = "one")]
+    pub parallelism: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -91,6 +91,7 @@ impl Engine {
             source: plan.source.name().to_string(),
             created_at_ms: self.clock.now_ms(),
             start_offsets: start_offsets(&plan, &options)?,
+            parallelism: parallelism(&options)?,
         };
         let output = match kind {
             QueryKind::Stream => Some(derived_stream_def(&def, &plan, options)?),
@@ -332,12 +333,19 @@ impl Engine {
         sink: String,
         query: &Query,
         is_view: bool,
+        options: &[SqlOption],
     ) -> Result<StatementResult> {
         let plan = self
             .plan_statement(DFStatement::Statement(Box::new(Statement::Query(
                 Box::new(query.clone()),
             ))))
             .await?;
+        let options = StreamOptions::parse(options).map_err(Error::Invalid)?;
+        let parallelism = if plan.aggregate.is_some() {
+            parallelism(&options)?
+        } else {
+            1
+        };
         let mut lines = vec![sink];
         lines.extend(plan.operators.iter().map(|o| format!("  {o}")));
         let watermark = match &plan.source.def.watermark {
@@ -360,8 +368,14 @@ impl Engine {
         };
         lines.push(format!("  {emit}"));
         lines.push(format!(
-            "  parallelism: {} source reader(s), one operator",
-            plan.source.partitions().len()
+            "  parallelism: {} source reader(s) (stateless steps run there), {} operator(s){}",
+            plan.source.partitions().len(),
+            parallelism,
+            if parallelism > 1 {
+                ", hash exchange on the group keys"
+            } else {
+                ""
+            }
         ));
         Ok(super::show::rows(
             vec![Field::new("plan", DataType::Utf8, false)],
@@ -384,16 +398,43 @@ fn ok(message: String) -> StatementResult {
     }
 }
 
+/// `parallelism = N`: operator tasks of a stateful query (1 to 64; default 1).
+fn parallelism(options: &StreamOptions) -> Result<usize> {
+    match options.other.iter().find(|(k, _)| k == "parallelism") {
+        None => Ok(1),
+        Some((_, v)) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "parallelism must be a whole number from 1 to 64, got '{v}'"
+                ))
+            }),
+    }
+}
+
 /// `start = 'earliest'` (the default: backfill what is retained) or `'latest'` (only
 /// rows committed after the query is created).
 fn start_offsets(plan: &ContinuousPlan, options: &StreamOptions) -> Result<Option<Vec<u64>>> {
-    match options.other.iter().find(|(k, _)| k == "start").map(|(_, v)| v.to_ascii_lowercase()) {
+    match options
+        .other
+        .iter()
+        .find(|(k, _)| k == "start")
+        .map(|(_, v)| v.to_ascii_lowercase())
+    {
         None => Ok(None),
         Some(v) if v == "earliest" => Ok(None),
-        Some(v) if v == "latest" => {
-            Ok(Some(plan.source.partitions().iter().map(|p| p.committed_offset()).collect()))
-        }
-        Some(other) => Err(Error::Invalid(format!("start must be 'earliest' or 'latest', got '{other}'"))),
+        Some(v) if v == "latest" => Ok(Some(
+            plan.source
+                .partitions()
+                .iter()
+                .map(|p| p.committed_offset())
+                .collect(),
+        )),
+        Some(other) => Err(Error::Invalid(format!(
+            "start must be 'earliest' or 'latest', got '{other}'"
+        ))),
     }
 }
 

@@ -257,11 +257,11 @@ impl Engine {
             WeirStatement::ShowQueries => Ok(self.show_queries()),
             WeirStatement::ShowMaterializedViews => Ok(self.show_materialized_views()),
             WeirStatement::ExplainContinuous(inner) => match *inner {
-                WeirStatement::CreateStream(CreateStream { name, query: Some(query), .. }) => {
-                    self.explain_continuous(format!("Sink: stream {name} (append)"), &query, false).await
+                WeirStatement::CreateStream(CreateStream { name, query: Some(query), options, .. }) => {
+                    self.explain_continuous(format!("Sink: stream {name} (append)"), &query, false, &options).await
                 }
-                WeirStatement::CreateMaterializedView { name, query, .. } => {
-                    self.explain_continuous(format!("Sink: materialized view {name}"), &query, true).await
+                WeirStatement::CreateMaterializedView { name, query, options, .. } => {
+                    self.explain_continuous(format!("Sink: materialized view {name}"), &query, true, &options).await
                 }
                 _ => Err(Error::Invalid("EXPLAIN CREATE STREAM needs AS SELECT ...: only continuous queries have a streaming plan".into())),
             },

@@ -163,7 +163,11 @@ pub fn plan_continuous(
                 operators.push(format!(
                     "Source: {name} ({} partition{}), reads {}",
                     source.partitions().len(),
-                    if source.partitions().len() == 1 { "" } else { "s" },
+                    if source.partitions().len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
                     columns.join(", ")
                 ));
                 steps.reverse();

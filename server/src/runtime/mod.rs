@@ -1,9 +1,14 @@
 //! The runtime: runs continuous queries. Each query has one reader task per source
-//! partition and one operator task. A reader reads its partition from its next offset
-//! up to the committed offset, in bounded chunks, and sends them over a small channel;
-//! then it waits for the log's next commit (a watch channel: no polling delay). The
-//! operator takes chunks in arrival order, runs the plan (see [`operator`]), hands the
-//! result to the sink and records progress.
+//! partition and one or more operator tasks (`WITH (parallelism = N)`). A reader reads
+//! its partition from its next offset up to the committed offset, in bounded chunks,
+//! runs the plan's stateless steps on each batch, and sends the result over a small
+//! channel; then it waits for the log's next commit (a watch channel: no polling
+//! delay). With several operators the reader is also the hash exchange: it splits each
+//! batch by a hash of the aggregate's group keys, so every group lives in exactly one
+//! operator, and tells every operator the batch's event time and offsets (even when it
+//! got no rows of it), so all of them follow the same watermarks. An operator takes
+//! chunks in arrival order, keeps its groups' state (see [`operator`]), hands results
+//! to the sink and records progress.
 //!
 //! Backpressure: the channel holds a few chunks, so a slow operator or sink blocks the
 //! readers and memory stays bounded. Progress (the next unprocessed offset per
@@ -19,16 +24,18 @@ mod sink;
 pub use sink::{Sink, ViewState};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use datafusion::arrow::array::RecordBatch;
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::catalog::QueryDef;
+use crate::clock::Clock;
 use crate::log::{LogBatch, PartitionLog};
 use crate::planner::ContinuousPlan;
 use crate::stream::metadata_column;
+use operator::Prepared;
 
 /// Rows read per step of a partition task (bounds memory per query).
 const CHUNK_ROWS: u64 = 64 * 1024;
@@ -43,12 +50,23 @@ pub struct QueryMetrics {
     pub late_rows: AtomicU64,
 }
 
-/// A chunk a reader hands to the operator.
+/// What travels on the edge from a reader to an operator: the rows of one chunk of a
+/// partition meant for this operator, with the event time they carried. (Checkpoint
+/// barriers will travel on the same channel.)
 struct Chunk {
     partition: usize,
     /// Offset after the chunk's last row.
     end: u64,
-    batches: Vec<RecordBatch>,
+    batches: Vec<Prepared>,
+}
+
+/// One operator task's handles.
+struct OperatorSlot {
+    /// Next unprocessed offset per source partition.
+    progress: Vec<AtomicU64>,
+    /// Asks the operator to re-check idleness now; answered once done (FLUSH).
+    ticks: mpsc::Sender<oneshot::Sender<()>>,
+    state_rows: AtomicU64,
 }
 
 /// A continuous query that is running (or failed).
@@ -58,14 +76,10 @@ pub struct RunningQuery {
     pub sink: Sink,
     pub metrics: QueryMetrics,
     /// The query's watermark in nanoseconds (i64::MIN until known).
-    pub watermark_ns: std::sync::atomic::AtomicI64,
-    pub state_rows: AtomicU64,
-    /// Next unprocessed offset per source partition.
-    progress: Vec<AtomicU64>,
+    pub watermark_ns: AtomicI64,
+    operators: Vec<OperatorSlot>,
     progressed: watch::Sender<()>,
     error: Mutex<Option<String>>,
-    /// Asks the operator to re-check idleness now; answered once done (FLUSH).
-    ticks: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     store: Option<progress::ProgressStore>,
 }
@@ -86,65 +100,87 @@ impl Drop for RunningQuery {
 
 impl RunningQuery {
     /// Starts `plan` into `sink`. `progress_dir` (derived streams) persists progress;
-    /// without it (views, whose state is rebuilt) the query starts from the earliest
-    /// retained offsets.
+    /// without it (views, whose state is rebuilt) the query starts from its start offsets.
     pub fn start(
         def: QueryDef,
         plan: ContinuousPlan,
         sink: Sink,
         progress_dir: Option<std::path::PathBuf>,
-        clock: Arc<dyn crate::clock::Clock>,
+        clock: Arc<dyn Clock>,
     ) -> std::io::Result<Arc<RunningQuery>> {
         let partitions = plan.source.partitions().len();
         let store = progress_dir
             .map(|dir| progress::ProgressStore::open(dir, partitions))
             .transpose()?;
         let stateful = plan.aggregate.is_some();
-        // Stateful queries rebuild their state from the earliest retained input.
-        let floor = def.start_offsets.clone().unwrap_or_else(|| vec![0; partitions]);
+        let parallelism = if stateful { def.parallelism.max(1) } else { 1 };
+        let floor = def
+            .start_offsets
+            .clone()
+            .unwrap_or_else(|| vec![0; partitions]);
+        // Stateful queries rebuild their state from their start offsets.
         let loaded = match &store {
             Some(store) if !stateful => store.load()?,
             _ => vec![0; partitions],
         };
         let start: Vec<u64> = loaded.iter().zip(&floor).map(|(a, b)| *a.max(b)).collect();
-        let emitted = match &store {
-            Some(store) if stateful => store.load_emitted()?,
-            _ => None,
-        };
         let (progressed, _) = watch::channel(());
-        let (ticks, tick_rx) = tokio::sync::mpsc::channel(4);
+        let mut operator_inputs = Vec::new();
+        let mut operators = Vec::new();
+        for _ in 0..parallelism {
+            let (tx, rx) = mpsc::channel::<Chunk>(4);
+            let (ticks, tick_rx) = mpsc::channel(4);
+            operators.push(OperatorSlot {
+                progress: start.iter().map(|&o| AtomicU64::new(o)).collect(),
+                ticks,
+                state_rows: AtomicU64::new(0),
+            });
+            operator_inputs.push((tx, rx, tick_rx));
+        }
         let query = Arc::new(RunningQuery {
             def,
             plan: Arc::new(plan),
             sink,
             metrics: QueryMetrics::default(),
-            watermark_ns: std::sync::atomic::AtomicI64::new(i64::MIN),
-            state_rows: AtomicU64::new(0),
-            progress: start.iter().map(|&o| AtomicU64::new(o)).collect(),
+            watermark_ns: AtomicI64::new(i64::MIN),
+            operators,
             progressed,
             error: Mutex::new(None),
-            ticks,
             tasks: Mutex::new(Vec::new()),
             store,
         });
-        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+        let senders: Vec<mpsc::Sender<Chunk>> = operator_inputs
+            .iter()
+            .map(|(tx, _, _)| tx.clone())
+            .collect();
         let mut handles: Vec<_> = (0..partitions)
             .map(|p| {
-                let (q, tx) = (query.clone(), tx.clone());
+                let (q, senders) = (query.clone(), senders.clone());
                 let from = start[p];
                 tokio::spawn(async move {
-                    if let Err(e) = q.clone().read_partition(p, from, tx).await {
+                    if let Err(e) = q.clone().read_partition(p, from, senders).await {
                         q.fail(format!("reading partition {p}: {e}"));
                     }
                 })
             })
             .collect();
-        let q = query.clone();
-        handles.push(tokio::spawn(async move {
-            if let Err(e) = q.clone().operate(rx, tick_rx, emitted, clock, start).await {
-                q.fail(e);
-            }
-        }));
+        for (i, (_, rx, tick_rx)) in operator_inputs.into_iter().enumerate() {
+            let q = query.clone();
+            let emitted = match &query.store {
+                Some(store) if stateful => store.load_emitted(i)?,
+                _ => None,
+            };
+            let (clock, start) = (clock.clone(), start.clone());
+            handles.push(tokio::spawn(async move {
+                if let Err(e) = q
+                    .clone()
+                    .operate(i, rx, tick_rx, emitted, clock, start)
+                    .await
+                {
+                    q.fail(e);
+                }
+            }));
+        }
         *query.tasks.lock() = handles;
         Ok(query)
     }
@@ -169,19 +205,41 @@ impl RunningQuery {
         }
     }
 
-    pub fn progress(&self) -> Vec<u64> {
-        self.progress
+    /// Operator tasks of this query.
+    pub fn parallelism(&self) -> usize {
+        self.operators.len()
+    }
+
+    /// Groups held open in the operators' state.
+    pub fn state_rows(&self) -> u64 {
+        self.operators
             .iter()
-            .map(|p| p.load(Ordering::Acquire))
+            .map(|o| o.state_rows.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Per source partition, the next offset not yet processed by every operator.
+    pub fn progress(&self) -> Vec<u64> {
+        let partitions = self.plan.source.partitions().len();
+        (0..partitions)
+            .map(|p| {
+                self.operators
+                    .iter()
+                    .map(|o| o.progress[p].load(Ordering::Acquire))
+                    .min()
+                    .unwrap_or(0)
+            })
             .collect()
     }
 
-    /// Has the operator re-check idleness against the clock now (FLUSH does, so tests
-    /// that move an injected clock see its effect deterministically).
+    /// Has every operator re-check idleness against the clock now (FLUSH does, so
+    /// tests that move an injected clock see its effect deterministically).
     pub async fn tick(&self) {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if self.ticks.send(done).await.is_ok() {
-            let _ = wait.await;
+        for operator in &self.operators {
+            let (done, wait) = oneshot::channel();
+            if operator.ticks.send(done).await.is_ok() {
+                let _ = wait.await;
+            }
         }
     }
 
@@ -206,12 +264,13 @@ impl RunningQuery {
         }
     }
 
-    /// Reader task: sends chunks of partition `p` from offset `next`, forever.
+    /// Reader task: reads partition `p` from offset `next`, runs the stateless steps,
+    /// splits by group key for the operators, forever.
     async fn read_partition(
         self: Arc<Self>,
         p: usize,
         mut next: u64,
-        tx: tokio::sync::mpsc::Sender<Chunk>,
+        operators: Vec<mpsc::Sender<Chunk>>,
     ) -> Result<(), String> {
         let log: Arc<PartitionLog> = self.plan.source.partitions()[p].clone();
         let mut commits = log.subscribe();
@@ -226,47 +285,69 @@ impl RunningQuery {
             }
             let to = committed.min(next + CHUNK_ROWS);
             let reader = log.clone();
-            let schema = self.plan.source.table_schema.clone();
-            let batches =
-                tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>, String> {
-                    reader
-                        .scan(next, to, None)
-                        .map(|b| {
-                            b.map_err(|e| e.to_string()).and_then(|b| {
-                                with_metadata(p as u32, &b, &schema).map_err(|e| e.to_string())
-                            })
-                        })
-                        .collect()
+            let plan = self.plan.clone();
+            let parts = operators.len();
+            let prepared =
+                tokio::task::spawn_blocking(move || -> Result<Vec<Vec<Prepared>>, String> {
+                    let mut per_operator: Vec<Vec<Prepared>> =
+                        (0..parts).map(|_| Vec::new()).collect();
+                    for item in reader.scan(next, to, None) {
+                        let batch = item.map_err(|e| e.to_string())?;
+                        let table = with_metadata(p as u32, &batch, &plan.source.table_schema)
+                            .map_err(|e| e.to_string())?;
+                        let prepared = operator::prepare(&plan, &table)
+                            .map_err(|e| crate::engine::datafusion_message(&e))?;
+                        for (i, part) in operator::split(&plan, prepared, parts)
+                            .map_err(|e| crate::engine::datafusion_message(&e))?
+                            .into_iter()
+                            .enumerate()
+                        {
+                            per_operator[i].push(part);
+                        }
+                    }
+                    Ok(per_operator)
                 })
                 .await
                 .map_err(|e| e.to_string())??;
-            if tx
-                .send(Chunk {
-                    partition: p,
-                    end: to,
-                    batches,
-                })
-                .await
-                .is_err()
-            {
-                return Ok(()); // the operator stopped
+            let source_rows: usize = prepared[0].iter().map(|b| b.source_rows).sum();
+            self.metrics
+                .rows_in
+                .fetch_add(source_rows as u64, Ordering::Relaxed);
+            self.metrics
+                .batches
+                .fetch_add(prepared[0].len() as u64, Ordering::Relaxed);
+            for (tx, batches) in operators.iter().zip(prepared) {
+                if tx
+                    .send(Chunk {
+                        partition: p,
+                        end: to,
+                        batches,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return Ok(()); // the operator stopped
+                }
             }
             next = to;
         }
     }
 
-    /// Operator task: runs the plan on each chunk and hands results to the sink.
+    /// Operator task `index`: runs the plan's stateful part on each chunk and hands
+    /// results to the sink.
     async fn operate(
         self: Arc<Self>,
-        mut rx: tokio::sync::mpsc::Receiver<Chunk>,
-        mut ticks: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
+        index: usize,
+        mut rx: mpsc::Receiver<Chunk>,
+        mut ticks: mpsc::Receiver<oneshot::Sender<()>>,
         emitted: Option<i64>,
-        clock: Arc<dyn crate::clock::Clock>,
+        clock: Arc<dyn Clock>,
         start: Vec<u64>,
     ) -> Result<(), String> {
         let keeps_closed = matches!(self.sink, Sink::View(_));
         let mut operator =
             operator::Operator::new(self.plan.clone(), keeps_closed, emitted, clock, &start);
+        let slot = &self.operators[index];
         // Idleness is re-checked on this timer (and when FLUSH asks).
         let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -274,9 +355,6 @@ impl RunningQuery {
             let (output, done, progressed) = tokio::select! {
                 chunk = rx.recv() => {
                     let Some(chunk) = chunk else { return Ok(()) };
-                    let rows: u64 = chunk.batches.iter().map(|b| b.num_rows() as u64).sum();
-                    self.metrics.rows_in.fetch_add(rows, Ordering::Relaxed);
-                    self.metrics.batches.fetch_add(chunk.batches.len() as u64, Ordering::Relaxed);
                     let output = operator
                         .process(chunk.partition, chunk.end, chunk.batches)
                         .await
@@ -301,14 +379,15 @@ impl RunningQuery {
                 .rows_out
                 .fetch_add(appended as u64, Ordering::Relaxed);
             if let (Some(view), Sink::View(state)) = (output.view, &self.sink) {
-                let rows: usize = view.iter().map(|b| b.num_rows()).sum();
-                state.replace(view)?;
-                self.metrics.rows_out.store(rows as u64, Ordering::Relaxed);
+                state.replace(index, view)?;
+                self.metrics
+                    .rows_out
+                    .store(state.rows() as u64, Ordering::Relaxed);
             }
             if let Some(w) = operator.watermark {
-                self.watermark_ns.store(w, Ordering::Relaxed);
+                self.watermark_ns.fetch_max(w, Ordering::Relaxed);
             }
-            self.state_rows
+            slot.state_rows
                 .store(operator.state_rows() as u64, Ordering::Relaxed);
             if let Some(store) = self.store.clone() {
                 let (windowed, watermark) = (operator.is_windowed(), operator.watermark);
@@ -316,7 +395,7 @@ impl RunningQuery {
                 if windowed || offset.is_some() {
                     tokio::task::spawn_blocking(move || match (offset, watermark) {
                         (Some((p, end)), _) => store.save(p, end),
-                        (None, Some(w)) => store.save_emitted(w),
+                        (None, Some(w)) => store.save_emitted(index, w),
                         (None, None) => Ok(()),
                     })
                     .await
@@ -325,7 +404,7 @@ impl RunningQuery {
                 }
             }
             if let Some((p, end)) = progressed {
-                self.progress[p].store(end, Ordering::Release);
+                slot.progress[p].store(end, Ordering::Release);
                 self.progressed.send_replace(());
             }
             if let Some(done) = done {

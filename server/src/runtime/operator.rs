@@ -15,10 +15,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::compute::{cast, filter_record_batch, max};
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
 use datafusion::common::Result;
+use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::aggregates::AggregateMode;
@@ -37,6 +39,75 @@ fn nanos(array: &dyn Array) -> Result<Vec<Option<i64>>> {
         .as_primitive::<TimestampNanosecondType>()
         .iter()
         .collect())
+}
+
+/// A source batch after the plan's stateless steps, with the largest event time of
+/// the source rows it came from (so an operator that gets none of its rows still
+/// follows the partition's event time).
+pub struct Prepared {
+    pub batch: RecordBatch,
+    pub max_event_ns: Option<i64>,
+    /// Rows of the source batch (activity, for idleness).
+    pub source_rows: usize,
+}
+
+/// Runs the stateless steps on one source batch (table schema) and notes its event time.
+pub fn prepare(plan: &ContinuousPlan, table_batch: &RecordBatch) -> Result<Prepared> {
+    let max_event_ns = match plan
+        .source
+        .def
+        .watermark
+        .as_ref()
+        .and_then(|w| plan.source.table_schema.index_of(&w.column).ok())
+    {
+        Some(column) => {
+            let ts = cast(
+                table_batch.column(column),
+                &DataType::Timestamp(TimeUnit::Nanosecond, None),
+            )?;
+            max(ts.as_primitive::<TimestampNanosecondType>())
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        batch: plan.apply(table_batch)?,
+        max_event_ns,
+        source_rows: table_batch.num_rows(),
+    })
+}
+
+/// The hash exchange: splits a prepared batch over `parts` operators by a hash of the
+/// aggregate's group keys (every part keeps the event time and row count of the whole).
+pub fn split(plan: &ContinuousPlan, prepared: Prepared, parts: usize) -> Result<Vec<Prepared>> {
+    let agg = match (&plan.aggregate, parts) {
+        (Some(agg), n) if n > 1 => agg,
+        _ => return Ok(vec![prepared]),
+    };
+    let batch = &prepared.batch;
+    let keys = agg
+        .group_by
+        .expr()
+        .iter()
+        .map(|(e, _)| {
+            e.evaluate(batch)
+                .and_then(|v| v.into_array(batch.num_rows()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut hashes = vec![0u64; batch.num_rows()];
+    create_hashes(&keys, &RandomState::with_seed(0x4558_4348), &mut hashes)?;
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); parts];
+    for (row, hash) in hashes.iter().enumerate() {
+        rows[((*hash as u128 * parts as u128) >> 64) as usize].push(row as u32);
+    }
+    rows.into_iter()
+        .map(|indices| {
+            Ok(Prepared {
+                batch: take_record_batch(batch, &UInt32Array::from(indices))?,
+                max_event_ns: prepared.max_event_ns,
+                source_rows: prepared.source_rows,
+            })
+        })
+        .collect()
 }
 
 /// What one input step produced.
@@ -123,30 +194,30 @@ impl Operator {
         collect(Arc::new(exec), self.task.clone()).await
     }
 
-    /// Processes the batches one partition delivered (source table schema).
+    /// Processes what one partition delivered to this operator (already through the
+    /// plan's stateless steps).
     pub async fn process(
         &mut self,
         partition: usize,
         end: u64,
-        batches: Vec<RecordBatch>,
+        batches: Vec<Prepared>,
     ) -> Result<Output> {
         self.delivered[partition] = end;
-        if batches.iter().any(|b| b.num_rows() > 0) {
+        if batches.iter().any(|b| b.source_rows > 0) {
             self.last_active_ms[partition] = self.clock.now_ms();
         }
         let mut out = Output::default();
         let Some(agg) = self.plan.aggregate.clone() else {
-            for batch in &batches {
-                let result = self.plan.apply(batch)?;
-                if result.num_rows() > 0 {
-                    out.append.push(result);
-                }
-            }
+            out.append = batches
+                .into_iter()
+                .map(|b| b.batch)
+                .filter(|b| b.num_rows() > 0)
+                .collect();
             return Ok(out);
         };
         let mut partials = std::mem::take(&mut self.state);
-        for batch in &batches {
-            let mut input = self.plan.apply(batch)?;
+        for prepared in batches {
+            let mut input = prepared.batch;
             if let (Some(window), Some(watermark)) = (&agg.window, self.watermark) {
                 let ends = nanos(
                     window
@@ -171,7 +242,7 @@ impl Operator {
                         .await?,
                 );
             }
-            self.observe_event_time(partition, batch)?;
+            self.observe_event_time(partition, prepared.max_event_ns);
         }
         self.finish_step(&agg, partials, out).await
     }
@@ -227,21 +298,13 @@ impl Operator {
         Ok(out)
     }
 
-    fn observe_event_time(&mut self, partition: usize, batch: &RecordBatch) -> Result<()> {
-        let Some((column, delay)) = self.event_time else {
-            return Ok(());
-        };
-        let ts = cast(
-            batch.column(column),
-            &DataType::Timestamp(TimeUnit::Nanosecond, None),
-        )?;
-        if let Some(max_ts) = max(ts.as_primitive::<TimestampNanosecondType>()) {
+    fn observe_event_time(&mut self, partition: usize, max_event_ns: Option<i64>) {
+        if let (Some(max_ts), Some((_, delay))) = (max_event_ns, self.event_time) {
             let candidate = max_ts - delay;
             let slot = &mut self.partition_watermarks[partition];
             *slot = Some(slot.map_or(candidate, |w| w.max(candidate)));
         }
         self.recompute_watermark();
-        Ok(())
     }
 
     /// The query's watermark from the partitions' (see the module docs).
@@ -249,11 +312,14 @@ impl Operator {
         let now = self.clock.now_ms();
         let mut global: Option<i64> = None;
         for (p, log) in self.plan.source.partitions().iter().enumerate() {
-            let committed = log.committed_offset();
-            if committed <= log.earliest_offset() && self.partition_watermarks[p].is_none() {
+            // The written end, not the committed one: a write spanning partitions appends
+            // to all of them before committing any, so a partition whose part is still
+            // being committed already holds the watermark (no race with its neighbours).
+            let written = log.latest_offset();
+            if written <= log.earliest_offset() && self.partition_watermarks[p].is_none() {
                 continue; // empty log
             }
-            let caught_up = self.delivered[p] >= committed;
+            let caught_up = self.delivered[p] >= written;
             if caught_up && now - self.last_active_ms[p] >= self.idle_timeout_ms {
                 continue; // idle
             }

@@ -42,20 +42,25 @@ impl ProgressStore {
     }
 
     /// For windowed queries: the watermark (ns) up to which closed windows were emitted.
-    pub fn load_emitted(&self) -> std::io::Result<Option<i64>> {
-        match std::fs::read_to_string(self.dir.join("emitted_ns")) {
+    pub fn load_emitted(&self, operator: usize) -> std::io::Result<Option<i64>> {
+        match std::fs::read_to_string(self.dir.join(format!("emitted_ns.{operator}"))) {
             Ok(text) => Ok(text.trim().parse().ok()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    pub fn save_emitted(&self, watermark_ns: i64) -> std::io::Result<()> {
-        self.write(self.dir.join("emitted_ns"), watermark_ns.to_string())
+    pub fn save_emitted(&self, operator: usize, watermark_ns: i64) -> std::io::Result<()> {
+        self.write(
+            self.dir.join(format!("emitted_ns.{operator}")),
+            watermark_ns.to_string(),
+        )
     }
 
     fn write(&self, path: PathBuf, text: String) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;

@@ -15,7 +15,10 @@ use crate::stream::Stream;
 #[derive(Debug)]
 pub struct ViewState {
     pub schema: SchemaRef,
+    /// Rows appended by a stateless query.
     batches: RwLock<Vec<RecordBatch>>,
+    /// Contents replaced by each operator of an aggregating query (one slot each).
+    slots: RwLock<Vec<Vec<RecordBatch>>>,
 }
 
 impl ViewState {
@@ -23,16 +26,19 @@ impl ViewState {
         ViewState {
             schema,
             batches: RwLock::new(Vec::new()),
+            slots: RwLock::new(Vec::new()),
         }
     }
 
     /// A snapshot of the rows (cheap: batches are shared).
     pub fn batches(&self) -> Vec<RecordBatch> {
-        self.batches.read().clone()
+        let mut all = self.batches.read().clone();
+        all.extend(self.slots.read().iter().flatten().cloned());
+        all
     }
 
-    /// Replaces the whole contents (a view whose rows update).
-    pub fn replace(&self, batches: Vec<RecordBatch>) -> Result<(), String> {
+    /// Replaces the contents of one operator's slot (a view whose rows update).
+    pub fn replace(&self, slot: usize, batches: Vec<RecordBatch>) -> Result<(), String> {
         let batches = batches
             .into_iter()
             .map(|b| {
@@ -40,12 +46,16 @@ impl ViewState {
                     .map_err(|e| e.to_string())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        *self.batches.write() = batches;
+        let mut slots = self.slots.write();
+        if slots.len() <= slot {
+            slots.resize(slot + 1, Vec::new());
+        }
+        slots[slot] = batches;
         Ok(())
     }
 
     pub fn rows(&self) -> usize {
-        self.batches.read().iter().map(|b| b.num_rows()).sum()
+        self.batches().iter().map(|b| b.num_rows()).sum()
     }
 }
 

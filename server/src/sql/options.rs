@@ -21,6 +21,7 @@ pub struct StreamOptions {
 /// Keys `CREATE STREAM` understands beyond the typed ones; anything else is refused.
 const PASS_THROUGH: &[&str] = &[
     "start",
+    "parallelism",
     "late_data",
     "emit",
     "connector",

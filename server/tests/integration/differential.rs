@@ -1,6 +1,7 @@
 //! The differential property of design/ARCHITECTURE.md (invariant 5): a continuous
 //! tumbling-window view equals a bounded DataFusion `date_bin` GROUP BY over exactly
-//! the events it admitted, for many random seeds, with 1 and 2 source partitions.
+//! the events it admitted, for many random seeds, with 1 and 2 source partitions and
+//! 1 and 2 operators (parallelism 2 = hash exchange on the group keys).
 //!
 //! Events arrive out of order, some late. The test knows which ones are late by
 //! following the rules of design/SQL.md: each INSERT is one batch (round-robin over
@@ -42,7 +43,7 @@ fn window_end(ts: i64) -> i64 {
 }
 
 /// Runs one random case; returns how many rows were late.
-async fn one_case(seed: u64, partitions: usize) -> usize {
+async fn one_case(seed: u64, partitions: usize, parallelism: usize) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path()), Arc::new(SystemClock))
         .await
@@ -52,7 +53,7 @@ async fn one_case(seed: u64, partitions: usize) -> usize {
         &format!(
             "CREATE STREAM ev (k BIGINT, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '3' SECOND) WITH (partitions = {partitions});
              CREATE STREAM admitted (k BIGINT, v BIGINT, ts TIMESTAMP);
-             CREATE MATERIALIZED VIEW per_window AS
+             CREATE MATERIALIZED VIEW per_window WITH (parallelism = {parallelism}) AS
                SELECT window_start, k, count(*) AS n, sum(v) AS total
                FROM TUMBLE(ev, ts, INTERVAL '5' SECOND) GROUP BY window_start, window_end, k"
         ),
@@ -123,7 +124,10 @@ async fn one_case(seed: u64, partitions: usize) -> usize {
          FROM admitted GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .await;
-    assert_eq!(streaming, bounded, "seed {seed}, {partitions} partitions");
+    assert_eq!(
+        streaming, bounded,
+        "seed {seed}, {partitions} partitions, parallelism {parallelism}"
+    );
     let query = engine.queries().pop().expect("the view's query");
     let late = query
         .metrics
@@ -132,7 +136,7 @@ async fn one_case(seed: u64, partitions: usize) -> usize {
     assert_eq!(
         late,
         total - admitted_count,
-        "seed {seed}, {partitions} partitions: late rows"
+        "seed {seed}, {partitions} partitions, parallelism {parallelism}: late rows"
     );
     late
 }
@@ -146,9 +150,9 @@ fn tumbling_view_equals_bounded_query_over_admitted_events() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut late = 0;
-        for partitions in [1, 2] {
+        for (partitions, parallelism) in [(1, 1), (2, 1), (1, 2), (2, 2)] {
             for seed in 0..seeds {
-                late += one_case(seed, partitions).await;
+                late += one_case(seed, partitions, parallelism).await;
             }
         }
         assert!(late > 0, "the generated events should include late ones");
