@@ -49,8 +49,11 @@ impl Weir {
         let url = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("weir did not become ready in 60 s");
+        // No connection reuse: after a 413 the server closes the connection without
+        // reading the body, and a pooled connection could be the closed one.
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap();
         Weir { child, url, client }
