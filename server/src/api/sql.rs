@@ -35,17 +35,16 @@ pub async fn post_sql(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if results.len() == 1 {
-        if let StatementResult::Rows {
+    if results.len() == 1
+        && let StatementResult::Rows {
             schema, batches, ..
         } = &results[0]
-        {
-            if accept.contains(ARROW_STREAM) {
-                return Ok(arrow_response(schema, batches)?);
-            }
-            if accept.contains("text/csv") {
-                return Ok(csv_response(schema, batches)?);
-            }
+    {
+        if accept.contains(ARROW_STREAM) {
+            return arrow_response(schema, batches);
+        }
+        if accept.contains("text/csv") {
+            return csv_response(schema, batches);
         }
     }
     let body = if results.len() == 1 {

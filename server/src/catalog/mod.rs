@@ -178,11 +178,11 @@ impl Catalog {
     /// Removes a stream and persists the catalog.
     pub fn remove_stream(&mut self, name: &str) -> Result<Option<StreamDef>, CatalogError> {
         let removed = self.file.streams.remove(name);
-        if let Some(def) = &removed {
-            if let Err(e) = self.save() {
-                self.file.streams.insert(name.to_string(), def.clone());
-                return Err(e);
-            }
+        if let Some(def) = &removed
+            && let Err(e) = self.save()
+        {
+            self.file.streams.insert(name.to_string(), def.clone());
+            return Err(e);
         }
         Ok(removed)
     }

@@ -58,13 +58,13 @@ impl Error {
     /// Classifies DataFusion errors: an unknown table is a not-found, the rest keep their kind.
     pub fn from_datafusion(e: DataFusionError) -> Error {
         let message = datafusion_message(&e);
-        if let Some(rest) = message.strip_prefix("table '") {
-            if let Some((name, _)) = rest.split_once("' not found") {
-                let short = name.rsplit('.').next().unwrap_or(name);
-                return Error::NotFound(format!(
-                    "unknown stream \"{short}\"; SHOW STREAMS lists the streams that exist"
-                ));
-            }
+        if let Some(rest) = message.strip_prefix("table '")
+            && let Some((name, _)) = rest.split_once("' not found")
+        {
+            let short = name.rsplit('.').next().unwrap_or(name);
+            return Error::NotFound(format!(
+                "unknown stream \"{short}\"; SHOW STREAMS lists the streams that exist"
+            ));
         }
         Error::DataFusion(e)
     }

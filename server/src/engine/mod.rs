@@ -242,7 +242,7 @@ impl Engine {
     /// Runs one parsed statement.
     pub async fn execute(&self, statement: WeirStatement) -> Result<StatementResult> {
         match statement {
-            WeirStatement::CreateStream(create) => self.create_stream(create).await,
+            WeirStatement::CreateStream(create) => self.create_stream(*create).await,
             WeirStatement::DropStream { name, if_exists } => self.drop_stream(&name, if_exists).await,
             WeirStatement::ShowStreams => Ok(show::show_streams(&self.streams())),
             WeirStatement::Describe { name } => {
@@ -257,7 +257,9 @@ impl Engine {
             WeirStatement::ShowQueries => Ok(self.show_queries()),
             WeirStatement::ShowMaterializedViews => Ok(self.show_materialized_views()),
             WeirStatement::ExplainContinuous(inner) => match *inner {
-                WeirStatement::CreateStream(CreateStream { name, query: Some(query), options, .. }) => {
+                WeirStatement::CreateStream(create) if create.query.is_some() => {
+                    let CreateStream { name, query, options, .. } = *create;
+                    let query = query.expect("checked above");
                     self.explain_continuous(format!("Sink: stream {name} (append)"), &query, false, &options).await
                 }
                 WeirStatement::CreateMaterializedView { name, query, options, .. } => {

@@ -18,7 +18,7 @@ use datafusion::sql::sqlparser::ast::{ColumnDef, Expr, Ident, ObjectName, Query,
 #[derive(Debug, Clone)]
 pub enum WeirStatement {
     /// `CREATE STREAM [IF NOT EXISTS] s (cols, WATERMARK FOR ts AS ts - INTERVAL ..) WITH (..) [AS SELECT ..]`
-    CreateStream(CreateStream),
+    CreateStream(Box<CreateStream>),
     /// `DROP STREAM [IF EXISTS] s`
     DropStream { name: String, if_exists: bool },
     /// `SHOW STREAMS`

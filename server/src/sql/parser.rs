@@ -258,14 +258,14 @@ fn parse_create_stream(p: &mut Parser) -> Result<WeirStatement, ParserError> {
     } else {
         None
     };
-    Ok(WeirStatement::CreateStream(CreateStream {
+    Ok(WeirStatement::CreateStream(Box::new(CreateStream {
         name,
         if_not_exists,
         columns,
         watermark,
         options,
         query,
-    }))
+    })))
 }
 
 #[cfg(test)]

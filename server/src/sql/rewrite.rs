@@ -35,17 +35,15 @@ pub fn name_insert_columns(
     statement: &mut Statement,
     columns_of: &dyn Fn(&str) -> Option<Vec<String>>,
 ) {
-    if let Statement::Insert(insert) = statement {
-        if let TableObject::TableName(name) = &insert.table {
-            if insert.columns.is_empty() {
-                if let Some(columns) = columns_of(&object_name(name)) {
-                    insert.columns = columns
-                        .into_iter()
-                        .map(|c| ObjectName::from(vec![Ident::with_quote('"', c)]))
-                        .collect();
-                }
-            }
-        }
+    if let Statement::Insert(insert) = statement
+        && let TableObject::TableName(name) = &insert.table
+        && insert.columns.is_empty()
+        && let Some(columns) = columns_of(&object_name(name))
+    {
+        insert.columns = columns
+            .into_iter()
+            .map(|c| ObjectName::from(vec![Ident::with_quote('"', c)]))
+            .collect();
     }
 }
 
@@ -57,24 +55,23 @@ pub fn rewrite_window_functions(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
         if let Expr::Function(function) = expr {
             let name = object_name(&function.name);
-            if let FunctionArguments::List(list) = &function.args {
-                if let [
+            if let FunctionArguments::List(list) = &function.args
+                && let [
                     FunctionArg::Unnamed(FunctionArgExpr::Expr(ts)),
                     FunctionArg::Unnamed(FunctionArgExpr::Expr(size)),
                 ] = list.args.as_slice()
-                {
-                    let text = match name.as_str() {
-                        "tumble" | "tumble_start" => Some(format!("date_bin({size}, {ts})")),
-                        "tumble_end" => Some(format!("(date_bin({size}, {ts}) + {size})")),
-                        _ => None,
-                    };
-                    if let Some(text) = text {
-                        let parsed = Parser::new(&GenericDialect {})
-                            .try_with_sql(&text)
-                            .and_then(|mut p| p.parse_expr());
-                        if let Ok(replacement) = parsed {
-                            *expr = replacement;
-                        }
+            {
+                let text = match name.as_str() {
+                    "tumble" | "tumble_start" => Some(format!("date_bin({size}, {ts})")),
+                    "tumble_end" => Some(format!("(date_bin({size}, {ts}) + {size})")),
+                    _ => None,
+                };
+                if let Some(text) = text {
+                    let parsed = Parser::new(&GenericDialect {})
+                        .try_with_sql(&text)
+                        .and_then(|mut p| p.parse_expr());
+                    if let Ok(replacement) = parsed {
+                        *expr = replacement;
                     }
                 }
             }
@@ -134,14 +131,13 @@ pub fn rewrite_flink_windows(sql: &str) -> String {
             if is_word(&tokens[j], "TABLE") {
                 drop[j] = true;
             }
-            if is_word(&tokens[j], "DESCRIPTOR") {
-                if let Some(lp) = next_solid(j + 1).filter(|&k| tokens[k] == Token::LParen) {
-                    if let Some(rp) = (lp..close).find(|&k| tokens[k] == Token::RParen) {
-                        drop[j] = true;
-                        drop[lp] = true;
-                        drop[rp] = true;
-                    }
-                }
+            if is_word(&tokens[j], "DESCRIPTOR")
+                && let Some(lp) = next_solid(j + 1).filter(|&k| tokens[k] == Token::LParen)
+                && let Some(rp) = (lp..close).find(|&k| tokens[k] == Token::RParen)
+            {
+                drop[j] = true;
+                drop[lp] = true;
+                drop[rp] = true;
             }
         }
         i = func;

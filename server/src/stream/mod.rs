@@ -63,7 +63,7 @@ impl Stream {
         let mut reports = Vec::new();
         for p in 0..def.partitions {
             let (log, report) = PartitionLog::open(
-                &dir.join(p.to_string()),
+                dir.join(p.to_string()),
                 schema.clone(),
                 config.clone(),
                 clock.clone(),

@@ -37,6 +37,8 @@ impl DisplayAs for StreamSink {
 
 #[async_trait]
 impl DataSink for StreamSink {
+    /// The table's schema (user and metadata columns): what the INSERT plan produces.
+    #[allow(clippy::misnamed_getters)]
     fn schema(&self) -> &SchemaRef {
         &self.stream.table_schema
     }

@@ -30,16 +30,14 @@ impl Weir {
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(at) = line.find("ready at http://") {
-                        let url: String = line[at + "ready at ".len()..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap()
-                            .to_string();
-                        let _ = tx.send(url);
-                        sent = true;
-                    }
+                if !sent && let Some(at) = line.find("ready at http://") {
+                    let url: String = line[at + "ready at ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .to_string();
+                    let _ = tx.send(url);
+                    sent = true;
                 }
                 if std::env::var_os("WEIR_TEST_LOGS").is_some() {
                     eprintln!("[weir] {line}");
