@@ -7,6 +7,7 @@
 mod error;
 mod health;
 mod metrics;
+mod queries;
 mod sql;
 mod streams;
 mod values;
@@ -80,6 +81,13 @@ pub fn router(state: ApiState) -> Router {
             "/v1/streams/{name}/records",
             post(streams::ingest).get(streams::consume),
         )
+        .route("/v1/queries", get(queries::list))
+        .route(
+            "/v1/queries/{id}",
+            get(queries::get_one).delete(queries::delete),
+        )
+        .route("/v1/views", get(queries::list_views))
+        .route("/v1/views/{name}", get(queries::get_view))
         .route("/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

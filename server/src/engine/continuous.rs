@@ -198,6 +198,23 @@ impl Engine {
         Ok(Some(def))
     }
 
+    /// Stops the continuous query writing `name` (`DELETE /v1/queries/{id}`): a view is
+    /// dropped; a derived stream stays, with what it holds, as a plain stream.
+    pub async fn stop_query(&self, name: &str) -> Result<QueryKind> {
+        let mut catalog = self.catalog.lock().await;
+        let def = catalog.query(name).cloned().ok_or_else(|| {
+            Error::NotFound(format!(
+                "unknown query \"{name}\"; GET /v1/queries lists them"
+            ))
+        })?;
+        self.drop_query(&mut catalog, name, false).await?;
+        if let Some(mut stream) = catalog.stream(name).cloned() {
+            stream.query = None;
+            catalog.put_stream(stream)?;
+        }
+        Ok(def.kind)
+    }
+
     pub(super) async fn drop_materialized_view(
         &self,
         name: &str,

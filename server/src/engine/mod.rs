@@ -192,6 +192,14 @@ impl Engine {
         self.streams.read().get(name).cloned()
     }
 
+    pub fn view(&self, name: &str) -> Option<Arc<crate::runtime::ViewState>> {
+        self.views.read().get(name).cloned()
+    }
+
+    pub fn view_names(&self) -> Vec<String> {
+        self.views.read().keys().cloned().collect()
+    }
+
     /// The running continuous queries, oldest first.
     pub fn queries(&self) -> Vec<Arc<RunningQuery>> {
         let mut all: Vec<_> = self.queries.lock().values().cloned().collect();

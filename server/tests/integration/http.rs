@@ -276,6 +276,10 @@ fn metrics_openapi_health_and_clean_shutdown() {
         "/v1/streams",
         "/v1/streams/{name}",
         "/v1/streams/{name}/records",
+        "/v1/queries",
+        "/v1/queries/{id}",
+        "/v1/views",
+        "/v1/views/{name}",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -289,5 +293,120 @@ fn metrics_openapi_health_and_clean_shutdown() {
     assert!(
         weir.terminate(Duration::from_secs(10)),
         "SIGTERM must stop weir cleanly"
+    );
+}
+
+/// The continuous-SQL "done when", as a user over HTTP: a stream with a watermark, a
+/// tumbling view and a derived stream, out-of-order events, FLUSH, a late event counted
+/// and absent, the queries and views routes, EXPLAIN, and a restart of the real binary.
+#[test]
+fn windows_over_http_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &[]);
+    weir.sql_ok(
+        "CREATE STREAM clicks (page TEXT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND);
+         CREATE MATERIALIZED VIEW views AS SELECT window_start, window_end, page, count(*) AS n
+           FROM TUMBLE(clicks, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, page;
+         CREATE STREAM per_window AS SELECT window_start, window_end, count(*) AS n
+           FROM TUMBLE(clicks, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+    );
+    let send = |weir: &Weir, body: &str| {
+        let (status, ack) = weir.ingest("clicks", "application/x-ndjson", body.to_string());
+        assert_eq!(status, 200, "{ack}");
+    };
+    send(
+        &weir,
+        "{\"page\": \"/a\", \"ts\": \"2024-01-01T00:00:05Z\"}\n{\"page\": \"/b\", \"ts\": \"2024-01-01T00:00:01Z\"}\n",
+    );
+    send(
+        &weir,
+        "{\"page\": \"/a\", \"ts\": \"2024-01-01T00:00:13Z\"}\n",
+    );
+    send(
+        &weir,
+        "{\"page\": \"/late\", \"ts\": \"2024-01-01T00:00:02Z\"}\n",
+    );
+    weir.sql_ok("FLUSH");
+    let expected_view = json!([
+        ["2024-01-01T00:00:00", "2024-01-01T00:00:10", "/a", 1],
+        ["2024-01-01T00:00:00", "2024-01-01T00:00:10", "/b", 1],
+        ["2024-01-01T00:00:10", "2024-01-01T00:00:20", "/a", 1]
+    ]);
+    let expected_stream = json!([["2024-01-01T00:00:00", "2024-01-01T00:00:10", 2]]);
+    assert_eq!(
+        weir.sql_ok("SELECT * FROM views ORDER BY window_start, page")["rows"],
+        expected_view
+    );
+    assert_eq!(
+        weir.sql_ok("SELECT * FROM per_window")["rows"],
+        expected_stream
+    );
+
+    let queries = weir.get_json("/v1/queries");
+    assert_eq!(queries["queries"].as_array().unwrap().len(), 2);
+    let query = weir.get_json("/v1/queries/per_window");
+    assert_eq!(query["late_rows"], 1);
+    assert_eq!(query["rows_in"], 4);
+    assert_eq!(query["watermark"], "2024-01-01T00:00:11");
+    assert_eq!(query["plan"]["nodes"][0]["kind"], "source");
+    assert_eq!(
+        query["plan"]["edges"].as_array().unwrap().len() + 1,
+        query["plan"]["nodes"].as_array().unwrap().len()
+    );
+    let view = weir.get_json("/v1/views/views");
+    assert_eq!(view["rows"], expected_view);
+    assert_eq!(weir.get_json("/v1/views")["views"][0]["name"], "views");
+    assert_eq!(weir.get("/v1/queries/nope").0, 404);
+    let explain = weir.sql_ok(
+        "EXPLAIN CREATE STREAM x AS SELECT window_end, count(*) AS n FROM TUMBLE(clicks, ts, INTERVAL '1' MINUTE) GROUP BY window_end",
+    );
+    let plan: Vec<String> = explain["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap().to_string())
+        .collect();
+    assert!(plan.iter().any(|l| l.contains("emit: FINAL")), "{plan:?}");
+
+    weir.kill9();
+    let weir = Weir::start(dir.path(), &[]);
+    weir.sql_ok("FLUSH");
+    assert_eq!(
+        weir.sql_ok("SELECT * FROM views ORDER BY window_start, page")["rows"],
+        expected_view
+    );
+    assert_eq!(
+        weir.sql_ok("SELECT * FROM per_window")["rows"],
+        expected_stream,
+        "nothing written twice"
+    );
+    send(
+        &weir,
+        "{\"page\": \"/b\", \"ts\": \"2024-01-01T00:00:25Z\"}\n",
+    );
+    weir.sql_ok("FLUSH");
+    assert_eq!(
+        weir.sql_ok("SELECT count(*) FROM per_window")["rows"],
+        json!([[2]])
+    );
+
+    // Stopping a view's query drops the view; a derived stream keeps its rows.
+    let (status, body) = weir
+        .client
+        .delete(format!("{}/v1/queries/per_window", weir.url))
+        .send()
+        .map(|r| (r.status().as_u16(), r.text().unwrap()))
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        weir.sql_ok("SELECT count(*) FROM per_window")["rows"],
+        json!([[2]])
+    );
+    assert_eq!(
+        weir.get_json("/v1/queries")["queries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
     );
 }
