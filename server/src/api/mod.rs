@@ -7,6 +7,7 @@
 mod error;
 mod health;
 mod metrics;
+mod push;
 mod queries;
 mod sql;
 mod streams;
@@ -75,6 +76,7 @@ pub fn router(state: ApiState) -> Router {
     let body_limit = state.inner.body_limit;
     Router::new()
         .route("/v1/sql", post(sql::post_sql))
+        .route("/v1/sql/stream", get(push::stream))
         .route("/v1/streams", get(streams::list))
         .route("/v1/streams/{name}", get(streams::get_one))
         .route(

@@ -17,6 +17,9 @@ use crate::runtime::{RunningQuery, Sink, ViewState};
 use crate::sql::{StreamOptions, hide_metadata_columns};
 use crate::stream::METADATA_COLUMNS;
 
+/// Ids of push queries (transient, never persisted; high so they never meet catalog ids).
+static PUSH_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 48);
+
 /// How long FLUSH waits for the queries to catch up before giving up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -196,6 +199,57 @@ impl Engine {
             .join(def.id.to_string());
         let _ = std::fs::remove_dir_all(dir);
         Ok(Some(def))
+    }
+
+    /// Starts a push query (`GET /v1/sql/stream`): `select` runs continuously from the
+    /// current end of its input (new rows only) and its results go to the returned
+    /// channel, which holds at most `buffer` batches. It is not in the catalog: it lives
+    /// as long as its subscriber.
+    pub async fn start_push_query(
+        &self,
+        select: &str,
+        buffer: usize,
+    ) -> Result<(
+        Arc<RunningQuery>,
+        tokio::sync::mpsc::Receiver<datafusion::arrow::array::RecordBatch>,
+    )> {
+        let plan = self.plan_select(select).await?;
+        if let Some(agg) = &plan.aggregate {
+            if agg.window.is_none() {
+                return Err(Error::Invalid(
+                    "a push query over an aggregate without a window would update its rows (EMIT CHANGES), \
+                     which push queries do not stream yet; add a window, or create a MATERIALIZED VIEW and read it"
+                        .into(),
+                ));
+            }
+            if plan.source.def.watermark.is_none() {
+                return Err(Error::Invalid(format!(
+                    "continuous windows need event time, but stream {} has no WATERMARK",
+                    plan.source.name()
+                )));
+            }
+        }
+        let id = PUSH_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let def = QueryDef {
+            id,
+            name: format!("push-{id}"),
+            kind: QueryKind::Stream,
+            select: select.to_string(),
+            source: plan.source.name().to_string(),
+            created_at_ms: self.clock.now_ms(),
+            start_offsets: Some(
+                plan.source
+                    .partitions()
+                    .iter()
+                    .map(|p| p.committed_offset())
+                    .collect(),
+            ),
+            parallelism: 1,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
+        let query = RunningQuery::start(def, plan, Sink::Channel(tx), None, self.clock.clone())
+            .map_err(|e| Error::Internal(format!("starting push query: {e}")))?;
+        Ok((query, rx))
     }
 
     /// Stops the continuous query writing `name` (`DELETE /v1/queries/{id}`): a view is

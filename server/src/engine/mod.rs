@@ -213,6 +213,20 @@ impl Engine {
 
     /// Runs `;`-separated statements in order, stopping at the first error.
     pub async fn execute_sql(&self, sql: &str) -> Result<Vec<StatementResult>, StatementError> {
+        if crate::sql::strip_emit(sql).1.is_some() {
+            return Err(StatementError {
+                index: 1,
+                line: 1,
+                column: 1,
+                error: Error::Invalid(
+                    "SELECT ... EMIT is a push query: it never ends, so it streams its results as \
+                     Server-Sent Events from GET /v1/sql/stream?sql=<the query, URL-encoded> \
+                     (for example with curl -N)"
+                        .into(),
+                ),
+                completed: Vec::new(),
+            });
+        }
         let statements = parse_sql(sql).map_err(|e| StatementError {
             index: 1,
             line: e.position.map_or(1, |p| p.0),

@@ -63,6 +63,9 @@ impl ViewState {
 pub enum Sink {
     Stream(Arc<Stream>),
     View(Arc<ViewState>),
+    /// A push query's subscriber. Bounded: a subscriber that falls this far behind
+    /// fails the query (and is told so) rather than growing the server's memory.
+    Channel(tokio::sync::mpsc::Sender<RecordBatch>),
 }
 
 impl Sink {
@@ -84,6 +87,18 @@ impl Sink {
                 })
                 .await
                 .map_err(|e| e.to_string())?
+            }
+            Sink::Channel(tx) => {
+                for batch in batches {
+                    tx.try_send(batch).map_err(|e| match e {
+                        tokio::sync::mpsc::error::TrySendError::Full(_) => format!(
+                            "the client fell more than {} result batches behind and was disconnected; read faster or narrow the query",
+                            tx.max_capacity()
+                        ),
+                        tokio::sync::mpsc::error::TrySendError::Closed(_) => "the client went away".to_string(),
+                    })?;
+                }
+                Ok(())
             }
             Sink::View(view) => {
                 let mut state = view.batches.write();

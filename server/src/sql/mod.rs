@@ -9,7 +9,9 @@ mod rewrite;
 
 pub use options::{StreamOptions, parse_duration_ms};
 pub use parser::{ParsedStatement, parse_sql};
-pub use rewrite::{hide_metadata_columns, name_insert_columns, rewrite_window_functions};
+pub use rewrite::{
+    Emit, hide_metadata_columns, name_insert_columns, rewrite_window_functions, strip_emit,
+};
 
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ColumnDef, Expr, Ident, ObjectName, Query, SqlOption};

@@ -80,6 +80,56 @@ pub fn rewrite_window_functions(statement: &mut Statement) {
     });
 }
 
+/// How a push query asked for its results (`SELECT ... EMIT CHANGES`, ksqlDB's
+/// spelling, or `EMIT FINAL` / `EMIT ON WINDOW CLOSE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    Changes,
+    Final,
+}
+
+/// Splits a trailing `EMIT ...` clause off `sql` (sqlparser does not know it).
+pub fn strip_emit(sql: &str) -> (String, Option<Emit>) {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return (sql.to_string(), None);
+    };
+    let solid: Vec<usize> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t, Token::Whitespace(_) | Token::SemiColon))
+        .map(|(i, _)| i)
+        .collect();
+    let word = |i: usize| match &tokens[i] {
+        Token::Word(w) => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    let n = solid.len();
+    let (start, emit) = if n >= 2 && word(solid[n - 2]) == "EMIT" && word(solid[n - 1]) == "CHANGES"
+    {
+        (solid[n - 2], Emit::Changes)
+    } else if n >= 2 && word(solid[n - 2]) == "EMIT" && word(solid[n - 1]) == "FINAL" {
+        (solid[n - 2], Emit::Final)
+    } else if n >= 4
+        && word(solid[n - 4]) == "EMIT"
+        && word(solid[n - 3]) == "ON"
+        && word(solid[n - 2]) == "WINDOW"
+        && word(solid[n - 1]) == "CLOSE"
+    {
+        (solid[n - 4], Emit::Final)
+    } else {
+        return (sql.to_string(), None);
+    };
+    (
+        tokens[..start]
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<String>()
+            .trim()
+            .to_string(),
+        Some(emit),
+    )
+}
+
 /// Flink's table-valued window spelling, `TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), size))`,
 /// which sqlparser does not parse, rewritten at the token level to Weir's
 /// `TUMBLE(bids, ts, size)`. Text without that pattern is returned unchanged.

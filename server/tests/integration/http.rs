@@ -410,3 +410,139 @@ fn windows_over_http_survive_restart() {
         1
     );
 }
+
+/// Reads SSE events (`event`, `data`) from a push-query response until `stop` says so.
+fn read_events(
+    reader: &mut impl std::io::BufRead,
+    mut stop: impl FnMut(&str, &Value) -> bool,
+) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    let (mut event, mut data) = (String::new(), String::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return events;
+        }
+        let text = line.trim_end();
+        if let Some(v) = text.strip_prefix("event:") {
+            event = v.trim().to_string();
+        } else if let Some(v) = text.strip_prefix("data:") {
+            data.push_str(v.trim());
+        } else if text.is_empty() && !event.is_empty() {
+            let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+            let done = stop(&event, &value);
+            events.push((std::mem::take(&mut event), value));
+            data.clear();
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+#[test]
+fn push_query_streams_rows_and_windows_as_they_close() {
+    let (_dir, weir) = started();
+    weir.sql_ok("CREATE STREAM clicks (page TEXT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)");
+    let (status, body) = weir.sql("SELECT page FROM clicks EMIT CHANGES");
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GET /v1/sql/stream"),
+        "{body}"
+    );
+
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let open = |sql: &str| {
+        let response = client
+            .get(format!("{}/v1/sql/stream", weir.url))
+            .query(&[("sql", sql)])
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        std::io::BufReader::new(response)
+    };
+    let mut rows = open("SELECT page, ts FROM clicks WHERE page <> '/skip' EMIT CHANGES");
+    let mut windows = open(
+        "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(clicks, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+    );
+    let ready = read_events(&mut rows, |e, _| e == "ready");
+    assert_eq!(ready[0].1["columns"][0]["name"], "page");
+    read_events(&mut windows, |e, _| e == "ready");
+
+    weir.ingest("clicks", "application/x-ndjson", "{\"page\": \"/a\", \"ts\": \"2024-01-01T00:00:01Z\"}\n{\"page\": \"/skip\", \"ts\": \"2024-01-01T00:00:02Z\"}\n");
+    let got = read_events(&mut rows, |e, _| e == "rows");
+    assert_eq!(
+        got.last().unwrap().1["rows"],
+        json!([["/a", "2024-01-01T00:00:01"]])
+    );
+
+    weir.ingest(
+        "clicks",
+        "application/x-ndjson",
+        "{\"page\": \"/b\", \"ts\": \"2024-01-01T00:00:12Z\"}\n",
+    );
+    let got = read_events(&mut windows, |e, _| e == "rows");
+    assert_eq!(
+        got.last().unwrap().1["rows"],
+        json!([["2024-01-01T00:00:00", "2024-01-01T00:00:10", 2]])
+    );
+    let got = read_events(&mut windows, |e, _| e == "watermark");
+    assert_eq!(got.last().unwrap().1["watermark"], "2024-01-01T00:00:11");
+
+    let (status, body) = weir
+        .client
+        .get(format!("{}/v1/sql/stream", weir.url))
+        .query(&[("sql", "SELECT page, count(*) FROM clicks GROUP BY page")])
+        .send()
+        .map(|r| (r.status().as_u16(), r.text().unwrap()))
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn a_push_client_that_stops_reading_is_disconnected_and_the_server_stays_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &[]);
+    weir.sql_ok("CREATE STREAM big (id BIGINT, payload TEXT)");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{}/v1/sql/stream", weir.url))
+        .query(&[("sql", "SELECT id, payload FROM big")])
+        .send()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(response);
+    read_events(&mut reader, |e, _| e == "ready");
+    // Never read again while far more results than the socket buffers and the server's
+    // bounded queue can hold are produced.
+    let payload = "x".repeat(200);
+    let body: String = (0..2000)
+        .map(|i| format!("{{\"id\": {i}, \"payload\": \"{payload}\"}}\n"))
+        .collect();
+    for _ in 0..120 {
+        let (status, _) = weir.ingest("big", "application/x-ndjson", body.clone());
+        assert_eq!(status, 200);
+    }
+    assert_eq!(weir.get("/healthz").0, 200);
+    assert_eq!(weir.scalar("SELECT count(*) FROM big"), 240_000);
+    // Reading again: after what was buffered, the server said why it hung up.
+    let events = read_events(&mut reader, |e, _| e == "error");
+    let (event, data) = events.last().expect("events");
+    assert_eq!(event, "error", "the stream ended without an error event");
+    assert!(
+        data["message"]
+            .as_str()
+            .unwrap()
+            .contains("fell more than 64 result batches behind"),
+        "{data}"
+    );
+}
