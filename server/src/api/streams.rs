@@ -158,7 +158,30 @@ pub async fn consume(
         )));
     };
     let limit = number("limit")?.unwrap_or(100).min(10_000);
-    let from = number("offset")?.unwrap_or(0).max(log.earliest_offset());
+    let mut from = number("offset")?.unwrap_or(0).max(log.earliest_offset());
+    if let Some(ts) = params.get("timestamp") {
+        // The first offset ingested at or after `timestamp` (epoch ms or RFC 3339).
+        let ms = ts
+            .parse::<i64>()
+            .ok()
+            .or_else(|| chrono::DateTime::parse_from_rfc3339(ts).ok().map(|t| t.timestamp_millis()))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "timestamp must be epoch milliseconds or RFC 3339 (2024-01-01T00:00:00Z), got {ts:?}"
+                ))
+            })?;
+        let reader = log.clone();
+        from = tokio::task::spawn_blocking(move || {
+            let end = reader.committed_offset();
+            reader
+                .scan(reader.earliest_offset(), end, Some(vec![0]))
+                .filter_map(|b| b.ok())
+                .find(|b| b.ingest_time_ms >= ms)
+                .map_or(end, |b| b.base_offset)
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    }
     let to = log.committed_offset().min(from.saturating_add(limit));
     let user_columns = stream.schema.fields().len();
     let batches = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ApiError> {

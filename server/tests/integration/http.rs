@@ -250,6 +250,22 @@ fn multi_statement_results_and_stream_details() {
     assert!(first["value"]["k"].is_string());
     assert!(first["ingest_time"].as_str().unwrap().starts_with("20"));
     assert_eq!(weir.get("/v1/streams/s/records?partition=9").0, 400);
+    // By ingest time: everything was ingested after 2020, nothing after 2100.
+    let since = weir.get_json(&format!(
+        "/v1/streams/s/records?partition={p}&timestamp=2020-01-01T00:00:00Z"
+    ));
+    assert_eq!(since["records"][0]["offset"], 0);
+    let future = weir.get_json(&format!(
+        "/v1/streams/s/records?partition={p}&timestamp=4102444800000"
+    ));
+    assert_eq!(future["records"], json!([]));
+    assert_eq!(
+        weir.get(&format!(
+            "/v1/streams/s/records?partition={p}&timestamp=soon"
+        ))
+        .0,
+        400
+    );
 }
 
 #[test]
