@@ -101,6 +101,9 @@ pub struct QueryDef {
     /// Operator tasks of a stateful query (`WITH (parallelism = N)`, default 1).
     #[serde(default = "one")]
     pub parallelism: usize,
+    /// Views: closed windows are kept this long (event time) past the watermark.
+    #[serde(default)]
+    pub retention_ms: Option<i64>,
 }
 
 fn one() -> usize {

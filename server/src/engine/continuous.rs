@@ -86,6 +86,17 @@ impl Engine {
         check_output_columns(&plan)?;
         check_runnable(&plan, kind)?;
         let options = StreamOptions::parse(options).map_err(Error::Invalid)?;
+        if kind == QueryKind::MaterializedView
+            && (options.partitions.is_some()
+                || !options.key.is_empty()
+                || options.retention_bytes.is_some())
+        {
+            return Err(Error::Invalid(
+                "a materialized view takes start, parallelism and retention (of closed windows); \
+                 partitions, key and retention_bytes are for streams"
+                    .into(),
+            ));
+        }
         let def = QueryDef {
             id: catalog.allocate_id(),
             name: name.clone(),
@@ -95,6 +106,10 @@ impl Engine {
             created_at_ms: self.clock.now_ms(),
             start_offsets: start_offsets(&plan, &options)?,
             parallelism: parallelism(&options)?,
+            retention_ms: match kind {
+                QueryKind::MaterializedView => options.retention_ms,
+                QueryKind::Stream => None,
+            },
         };
         let output = match kind {
             QueryKind::Stream => Some(derived_stream_def(&def, &plan, options)?),
@@ -245,6 +260,7 @@ impl Engine {
                     .collect(),
             ),
             parallelism: 1,
+            retention_ms: None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
         let query = RunningQuery::start(def, plan, Sink::Channel(tx), None, self.clock.clone())

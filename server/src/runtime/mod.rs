@@ -345,8 +345,14 @@ impl RunningQuery {
         start: Vec<u64>,
     ) -> Result<(), String> {
         let keeps_closed = matches!(self.sink, Sink::View(_));
-        let mut operator =
-            operator::Operator::new(self.plan.clone(), keeps_closed, emitted, clock, &start);
+        let mut operator = operator::Operator::new(
+            self.plan.clone(),
+            keeps_closed,
+            emitted,
+            clock,
+            &start,
+            self.def.retention_ms,
+        );
         let slot = &self.operators[index];
         // Idleness is re-checked on this timer (and when FLUSH asks).
         let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));

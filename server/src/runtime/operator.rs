@@ -134,6 +134,8 @@ pub struct Operator {
     /// Windows ending at or before this were emitted before a restart: not again.
     pub emitted_ns: Option<i64>,
     keeps_closed: bool,
+    /// Views: how long (event time, ns) closed windows are kept past the watermark.
+    retention_ns: Option<i64>,
     task: Arc<TaskContext>,
     clock: Arc<dyn Clock>,
     idle_timeout_ms: i64,
@@ -151,6 +153,7 @@ impl Operator {
         emitted_ns: Option<i64>,
         clock: Arc<dyn Clock>,
         start: &[u64],
+        retention_ms: Option<i64>,
     ) -> Self {
         let source = &plan.source;
         let event_time = source.def.watermark.as_ref().and_then(|w| {
@@ -160,6 +163,7 @@ impl Operator {
                 .ok()
                 .map(|i| (i, w.delay_ms * 1_000_000))
         });
+        let plan_retention_ns = retention_ms.map(|ms| ms * 1_000_000);
         let now = clock.now_ms();
         Operator {
             idle_timeout_ms: source.def.idle_timeout_ms,
@@ -174,6 +178,7 @@ impl Operator {
             closed: Vec::new(),
             emitted_ns,
             keeps_closed,
+            retention_ns: plan_retention_ns,
             task: Arc::new(TaskContext::default()),
         }
     }
@@ -281,7 +286,11 @@ impl Operator {
         let closed_now = self.close_windows(&agg).await?;
         if self.keeps_closed {
             self.closed.extend(closed_now);
-            let mut view = self.closed.clone();
+            self.apply_retention(&agg)?;
+            let mut view = Vec::with_capacity(self.closed.len() + 1);
+            for batch in &self.closed {
+                view.push(self.plan.apply_post(batch.clone())?);
+            }
             if let Some(first) = self.state.first() {
                 let schema = first.schema();
                 for batch in self
@@ -293,9 +302,37 @@ impl Operator {
             }
             out.view = Some(view);
         } else {
-            out.append = closed_now;
+            out.append = closed_now
+                .into_iter()
+                .map(|b| self.plan.apply_post(b))
+                .collect::<Result<_>>()?;
         }
         Ok(out)
+    }
+
+    /// A view `WITH (retention = 'd')` forgets closed windows that ended more than `d`
+    /// of event time before the watermark, so its state stays bounded.
+    fn apply_retention(&mut self, agg: &AggregatePlan) -> Result<()> {
+        let (Some(retention), Some(window), Some(watermark)) =
+            (self.retention_ns, &agg.window, self.watermark)
+        else {
+            return Ok(());
+        };
+        let horizon = watermark - retention;
+        let mut kept = Vec::with_capacity(self.closed.len());
+        for batch in std::mem::take(&mut self.closed) {
+            let ends = nanos(batch.column(window.group_index).as_ref())?;
+            let keep: BooleanArray = ends
+                .iter()
+                .map(|e| Some(e.is_none_or(|e| e + window.end_offset_ns > horizon)))
+                .collect();
+            let batch = filter_record_batch(&batch, &keep)?;
+            if batch.num_rows() > 0 {
+                kept.push(batch);
+            }
+        }
+        self.closed = kept;
+        Ok(())
     }
 
     fn observe_event_time(&mut self, partition: usize, max_event_ns: Option<i64>) {
@@ -366,9 +403,9 @@ impl Operator {
         let mut results = Vec::new();
         if let Some(first) = closed.first() {
             let schema = first.schema();
-            for batch in self.run(agg, AggregateMode::Final, closed, schema).await? {
-                results.push(self.plan.apply_post(batch)?);
-            }
+            // Final rows, before the steps above the aggregate: views keep them with
+            // their window key (for retention) and apply those steps when they publish.
+            results = self.run(agg, AggregateMode::Final, closed, schema).await?;
         }
         Ok(results)
     }
