@@ -158,6 +158,9 @@ impl Engine {
         let tumble = Arc::new(crate::planner::TumbleFunction::new(streams.clone()));
         session.register_udtf("tumble", tumble.clone());
         session.register_udtf("TUMBLE", tumble);
+        let hop = Arc::new(crate::planner::HopFunction::new(streams.clone()));
+        session.register_udtf("hop", hop.clone());
+        session.register_udtf("HOP", hop);
 
         let retention_task = tokio::spawn(ddl::retention_loop(
             streams.clone(),

@@ -9,16 +9,19 @@
 //! Joins, ORDER BY and LIMIT are refused with an error that says why and what to do.
 
 mod aggregate;
+mod hop;
 mod tumble;
 
 pub use aggregate::{AggregatePlan, WindowClose};
+pub use hop::HopFunction;
 pub use tumble::TumbleFunction;
 
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::{concat_batches, filter, filter_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionState;
@@ -34,6 +37,12 @@ pub enum Step {
     /// Compute new columns; the output has `schema`.
     Project {
         exprs: Vec<Arc<dyn PhysicalExpr>>,
+        schema: SchemaRef,
+    },
+    /// Run each branch on the batch and concatenate (HOP: one branch per window an
+    /// event belongs to, the branch of its latest window first).
+    Union {
+        branches: Vec<Vec<Step>>,
         schema: SchemaRef,
     },
 }
@@ -65,7 +74,17 @@ impl fmt::Debug for ContinuousPlan {
 impl ContinuousPlan {
     /// Runs the steps over one batch of the source (table schema: user then metadata columns).
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        run_steps(&self.steps, batch.project(&self.scan_projection)?)
+        Ok(self.apply_tracking(batch)?.0)
+    }
+
+    /// Like [`Self::apply`], and after a [`Step::Union`] also tells which output rows
+    /// come from its first branch: each event has exactly one such row (for HOP, the
+    /// row of its latest window), so lateness is counted per event, not per window.
+    pub fn apply_tracking(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<(RecordBatch, Option<BooleanArray>)> {
+        run_steps_tracking(&self.steps, batch.project(&self.scan_projection)?)
     }
 
     /// Runs the steps above the aggregate over its finalized output.
@@ -74,12 +93,24 @@ impl ContinuousPlan {
     }
 }
 
-fn run_steps(steps: &[Step], mut batch: RecordBatch) -> Result<RecordBatch> {
+fn run_steps(steps: &[Step], batch: RecordBatch) -> Result<RecordBatch> {
+    Ok(run_steps_tracking(steps, batch)?.0)
+}
+
+fn run_steps_tracking(
+    steps: &[Step],
+    mut batch: RecordBatch,
+) -> Result<(RecordBatch, Option<BooleanArray>)> {
+    let mut primary: Option<BooleanArray> = None;
     for step in steps {
         batch = match step {
             Step::Filter(predicate) => {
                 let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
-                filter_record_batch(&batch, mask.as_boolean())?
+                let mask = mask.as_boolean();
+                if let Some(p) = &primary {
+                    primary = Some(filter(p, mask)?.as_boolean().clone());
+                }
+                filter_record_batch(&batch, mask)?
             }
             Step::Project { exprs, schema } => {
                 let columns = exprs
@@ -96,9 +127,23 @@ fn run_steps(steps: &[Step], mut batch: RecordBatch) -> Result<RecordBatch> {
                         .with_row_count(Some(batch.num_rows())),
                 )?
             }
+            Step::Union { branches, schema } => {
+                let outputs = branches
+                    .iter()
+                    .map(|branch| run_steps(branch, batch.clone()))
+                    .collect::<Result<Vec<_>>>()?;
+                let first = outputs.first().map_or(0, |b| b.num_rows());
+                let total: usize = outputs.iter().map(|b| b.num_rows()).sum();
+                primary = Some((0..total).map(|i| Some(i < first)).collect());
+                let outputs = outputs
+                    .into_iter()
+                    .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                concat_batches(schema, &outputs)?
+            }
         };
     }
-    Ok(batch)
+    Ok((batch, primary))
 }
 
 /// Why a query cannot run continuously, worded for the user.
@@ -143,6 +188,61 @@ pub fn plan_continuous(
                 node = &f.input;
             }
             LogicalPlan::SubqueryAlias(a) => node = &a.input,
+            LogicalPlan::Union(union) => {
+                // Every branch is stateless over the same scan of the same stream.
+                let mut branches = Vec::new();
+                let mut scan: Option<(Arc<Stream>, Vec<usize>, String)> = None;
+                for input in &union.inputs {
+                    let branch = plan_continuous(state, input, stream_of)?;
+                    if branch.aggregate.is_some() {
+                        return Err(refuse(
+                            "UNION ALL of aggregates cannot run continuously yet",
+                        ));
+                    }
+                    let source_line = branch.operators.last().cloned().unwrap_or_default();
+                    match &scan {
+                        None => {
+                            scan = Some((
+                                branch.source.clone(),
+                                branch.scan_projection.clone(),
+                                source_line,
+                            ))
+                        }
+                        Some((source, projection, _)) => {
+                            if !Arc::ptr_eq(source, &branch.source)
+                                || projection != &branch.scan_projection
+                            {
+                                return Err(refuse(
+                                    "UNION ALL in a continuous query must read the same columns of one stream in every branch",
+                                ));
+                            }
+                        }
+                    }
+                    branches.push(branch.steps);
+                }
+                let Some((source, scan_projection, source_line)) = scan else {
+                    return Err(refuse("an empty UNION cannot run continuously"));
+                };
+                operators.push(format!(
+                    "Union: {} branches (one row per window of each event)",
+                    branches.len()
+                ));
+                operators.push(source_line);
+                steps.push(Step::Union {
+                    branches,
+                    schema: Arc::new(union.schema.as_arrow().clone()),
+                });
+                steps.reverse();
+                return Ok(ContinuousPlan {
+                    source,
+                    scan_projection,
+                    steps,
+                    aggregate,
+                    post_steps,
+                    output_schema: Arc::new(plan.schema().as_arrow().clone()),
+                    operators,
+                });
+            }
             LogicalPlan::TableScan(scan) => {
                 let name = scan.table_name.table();
                 let source = stream_of(name).ok_or_else(|| {

@@ -38,55 +38,96 @@ fn name_of(expr: &Expr) -> Option<String> {
     }
 }
 
+/// The parts every window table function starts from: the stream's scan, its user
+/// columns, and the time column (checked to be a TIMESTAMP).
+pub(super) struct WindowSource {
+    pub scan: LogicalPlanBuilder,
+    pub columns: Vec<Expr>,
+    pub time: String,
+}
+
+pub(super) fn window_source(
+    streams: &StreamRegistry,
+    function: &str,
+    stream: &Expr,
+    time: &Expr,
+    usage: &str,
+) -> Result<WindowSource> {
+    let Some(stream_name) = name_of(stream) else {
+        return plan_err!("{function}: the first argument names a stream; {usage}");
+    };
+    let Some(stream) = streams.read().get(&stream_name).cloned() else {
+        return plan_err!("{function}: unknown stream \"{stream_name}\"");
+    };
+    let Some(time) = name_of(time) else {
+        return plan_err!("{function}: the second argument names a TIMESTAMP column; {usage}");
+    };
+    match stream
+        .schema
+        .field_with_name(&time)
+        .map(|f| f.data_type().clone())
+    {
+        Ok(DataType::Timestamp(_, _)) => {}
+        Ok(other) => return plan_err!("{function}: {time} is {other}, not a TIMESTAMP column"),
+        Err(_) => return plan_err!("{function}: {stream_name} has no column {time}"),
+    }
+    let columns = stream
+        .schema
+        .fields()
+        .iter()
+        .map(|f| Expr::Column(Column::new(Some(stream_name.clone()), f.name())))
+        .collect();
+    let table = Arc::new(StreamTable::new(stream.clone()));
+    let scan = LogicalPlanBuilder::scan(stream_name, provider_as_source(table), None)?;
+    Ok(WindowSource {
+        scan,
+        columns,
+        time,
+    })
+}
+
+/// An INTERVAL argument (`what` names it in errors), in nanoseconds with its literal.
+pub(super) fn interval_arg(function: &str, what: &str, expr: &Expr) -> Result<(ScalarValue, i64)> {
+    let value = match expr {
+        Expr::Literal(v, _) => v.clone(),
+        _ => {
+            return plan_err!(
+                "{function}: the {what} must be an INTERVAL such as INTERVAL '10' SECOND"
+            );
+        }
+    };
+    let ns = match &value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+            v.days as i64 * 86_400_000_000_000 + v.nanoseconds
+        }
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            v.days as i64 * 86_400_000_000_000 + v.milliseconds as i64 * 1_000_000
+        }
+        _ => {
+            return plan_err!(
+                "{function}: the {what} must be an INTERVAL of days or less, such as INTERVAL '10' SECOND"
+            );
+        }
+    };
+    if ns <= 0 {
+        return plan_err!("{function}: the {what} must be positive");
+    }
+    Ok((value, ns))
+}
+
 impl TableFunctionImpl for TumbleFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let [stream, time, size] = args.exprs() else {
             return plan_err!("TUMBLE takes three arguments; {USAGE}");
         };
-        let Some(stream_name) = name_of(stream) else {
-            return plan_err!("TUMBLE: the first argument names a stream; {USAGE}");
-        };
-        let Some(stream) = self.streams.read().get(&stream_name).cloned() else {
-            return plan_err!("TUMBLE: unknown stream \"{stream_name}\"");
-        };
-        let Some(time) = name_of(time) else {
-            return plan_err!("TUMBLE: the second argument names a TIMESTAMP column; {USAGE}");
-        };
-        match stream
-            .schema
-            .field_with_name(&time)
-            .map(|f| f.data_type().clone())
-        {
-            Ok(DataType::Timestamp(_, _)) => {}
-            Ok(other) => return plan_err!("TUMBLE: {time} is {other}, not a TIMESTAMP column"),
-            Err(_) => return plan_err!("TUMBLE: {stream_name} has no column {time}"),
-        }
-        let size = match size {
-            Expr::Literal(
-                v @ (ScalarValue::IntervalMonthDayNano(Some(_))
-                | ScalarValue::IntervalDayTime(Some(_))),
-                _,
-            ) => v.clone(),
-            _ => {
-                return plan_err!(
-                    "TUMBLE: the window size must be an INTERVAL such as INTERVAL '10' SECOND"
-                );
-            }
-        };
-        let table = Arc::new(StreamTable::new(stream.clone()));
-        let mut columns: Vec<Expr> = stream
-            .schema
-            .fields()
-            .iter()
-            .map(|f| Expr::Column(Column::new(Some(stream_name.clone()), f.name())))
-            .collect();
+        let source = window_source(&self.streams, "TUMBLE", stream, time, USAGE)?;
+        let (size, _) = interval_arg("TUMBLE", "window size", size)?;
+        let mut columns = source.columns;
         let start = datafusion::functions::datetime::date_bin()
-            .call(vec![lit(size.clone()), col(time.as_str())]);
+            .call(vec![lit(size.clone()), col(source.time.as_str())]);
         columns.push(start.clone().alias("window_start"));
         columns.push((start + lit(size)).alias("window_end"));
-        let plan = LogicalPlanBuilder::scan(stream_name.clone(), provider_as_source(table), None)?
-            .project(columns)?
-            .build()?;
+        let plan = source.scan.project(columns)?.build()?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }

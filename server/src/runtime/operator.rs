@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::compute::{cast, filter_record_batch, max};
+use datafusion::arrow::compute::{take, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
 use datafusion::common::Result;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
@@ -49,6 +49,9 @@ pub struct Prepared {
     pub max_event_ns: Option<i64>,
     /// Rows of the source batch (activity, for idleness).
     pub source_rows: usize,
+    /// Which rows stand for their event when one event gives several rows (HOP);
+    /// `None`: every row is its own event. Lateness is counted on these rows.
+    pub primary: Option<BooleanArray>,
 }
 
 /// Runs the stateless steps on one source batch (table schema) and notes its event time.
@@ -69,10 +72,12 @@ pub fn prepare(plan: &ContinuousPlan, table_batch: &RecordBatch) -> Result<Prepa
         }
         None => None,
     };
+    let (batch, primary) = plan.apply_tracking(table_batch)?;
     Ok(Prepared {
-        batch: plan.apply(table_batch)?,
+        batch,
         max_event_ns,
         source_rows: table_batch.num_rows(),
+        primary,
     })
 }
 
@@ -101,10 +106,16 @@ pub fn split(plan: &ContinuousPlan, prepared: Prepared, parts: usize) -> Result<
     }
     rows.into_iter()
         .map(|indices| {
+            let indices = UInt32Array::from(indices);
+            let primary = match &prepared.primary {
+                Some(p) => Some(take(p, &indices, None)?.as_boolean().clone()),
+                None => None,
+            };
             Ok(Prepared {
-                batch: take_record_batch(batch, &UInt32Array::from(indices))?,
+                batch: take_record_batch(batch, &indices)?,
                 max_event_ns: prepared.max_event_ns,
                 source_rows: prepared.source_rows,
+                primary,
             })
         })
         .collect()
@@ -236,7 +247,13 @@ impl Operator {
                     .map(|end| Some(end.is_some_and(|e| e + window.end_offset_ns > watermark)))
                     .collect();
                 let kept = filter_record_batch(&input, &keep)?;
-                out.late_rows += (input.num_rows() - kept.num_rows()) as u64;
+                out.late_rows += match &prepared.primary {
+                    // Late events: rows standing for their event that were dropped.
+                    Some(primary) => (0..keep.len())
+                        .filter(|&i| !keep.value(i) && primary.value(i))
+                        .count(),
+                    None => input.num_rows() - kept.num_rows(),
+                } as u64;
                 input = kept;
             }
             if input.num_rows() > 0 {
