@@ -153,7 +153,9 @@ impl sqllogictest::AsyncDB for InProcessDb {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DbError> {
         if is_restart(sql) {
-            drop(self.engine.take());
+            if let Some(engine) = self.engine.take() {
+                engine.shutdown().await;
+            }
             self.engine = Some(Self::engine(&self.dir, &self.clock).await?);
             return Ok(DBOutput::StatementComplete(0));
         }

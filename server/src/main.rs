@@ -106,7 +106,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let engine = weir::engine::Engine::open(config.engine_config(), Arc::new(SystemClock))
         .await
         .map_err(|e| format!("cannot open data dir {}: {e}", config.data_dir.display()))?;
-    state.set_engine(engine);
+    state.set_engine(engine.clone());
     tracing::info!(
         "Weir is ready at http://{address} (data dir {})",
         config.data_dir.display()
@@ -115,6 +115,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("server task failed: {e}"))?
         .map_err(|e| format!("server error: {e}"))?;
+    engine.shutdown().await;
     tracing::info!("Weir stopped");
     Ok(())
 }

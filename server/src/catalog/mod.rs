@@ -104,6 +104,9 @@ pub struct QueryDef {
     /// Views: closed windows are kept this long (event time) past the watermark.
     #[serde(default)]
     pub retention_ms: Option<i64>,
+    /// `late_data = 'stream'`: late events are appended there as they arrived.
+    #[serde(default)]
+    pub late_data: Option<String>,
 }
 
 fn one() -> usize {

@@ -110,7 +110,15 @@ impl Engine {
                 QueryKind::MaterializedView => options.retention_ms,
                 QueryKind::Stream => None,
             },
+            late_data: options
+                .other
+                .iter()
+                .find(|(k, _)| k == "late_data")
+                .map(|(_, v)| v.to_ascii_lowercase()),
         };
+        if let Some(late) = &def.late_data {
+            self.ensure_late_stream(&mut catalog, late, &plan).await?;
+        }
         let output = match kind {
             QueryKind::Stream => Some(derived_stream_def(&def, &plan, options)?),
             QueryKind::MaterializedView => None,
@@ -131,6 +139,20 @@ impl Engine {
         plan: ContinuousPlan,
         output: Option<StreamDef>,
     ) -> Result<()> {
+        let late = def
+            .late_data
+            .as_ref()
+            .and_then(|n| self.stream(n))
+            .map(|stream| {
+                (
+                    stream,
+                    self.config
+                        .data_dir
+                        .join("queries")
+                        .join(def.id.to_string())
+                        .join("late"),
+                )
+            });
         let name = def.name.clone();
         let query = match output {
             Some(stream_def) => {
@@ -154,12 +176,13 @@ impl Engine {
                     Sink::Stream(stream),
                     Some(dir),
                     self.clock.clone(),
+                    late,
                 )
             }
             None => {
                 let view = Arc::new(ViewState::new(plan.output_schema.clone()));
                 self.views.write().insert(name.clone(), view.clone());
-                RunningQuery::start(def, plan, Sink::View(view), None, self.clock.clone())
+                RunningQuery::start(def, plan, Sink::View(view), None, self.clock.clone(), late)
             }
         }
         .map_err(|e| Error::Internal(format!("starting query {name}: {e}")))?;
@@ -188,7 +211,7 @@ impl Engine {
         self.queries
             .lock()
             .values()
-            .filter(|q| q.def.source == stream)
+            .filter(|q| q.def.source == stream || q.def.late_data.as_deref() == Some(stream))
             .map(|q| q.def.name.clone())
             .collect()
     }
@@ -261,11 +284,63 @@ impl Engine {
             ),
             parallelism: 1,
             retention_ms: None,
+            late_data: None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
-        let query = RunningQuery::start(def, plan, Sink::Channel(tx), None, self.clock.clone())
-            .map_err(|e| Error::Internal(format!("starting push query: {e}")))?;
+        let query =
+            RunningQuery::start(def, plan, Sink::Channel(tx), None, self.clock.clone(), None)
+                .map_err(|e| Error::Internal(format!("starting push query: {e}")))?;
         Ok((query, rx))
+    }
+
+    /// `late_data = 'name'`: the stream late events go to. Created with the source's
+    /// columns (and event time) when missing; an existing one must have those columns.
+    async fn ensure_late_stream(
+        &self,
+        catalog: &mut crate::catalog::Catalog,
+        name: &str,
+        plan: &ContinuousPlan,
+    ) -> Result<()> {
+        ddl::validate_name(name)?;
+        let source = &plan.source;
+        if let Some(existing) = self.stream(name) {
+            let columns = |s: &datafusion::arrow::datatypes::Schema| -> Vec<(String, DataType)> {
+                s.fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), f.data_type().clone()))
+                    .collect()
+            };
+            if columns(&existing.schema) != columns(&source.schema) {
+                return Err(Error::Invalid(format!(
+                    "late_data stream {name} exists with other columns than {}'s; name a new stream, and Weir creates it",
+                    source.name()
+                )));
+            }
+            return Ok(());
+        }
+        if self.views.read().contains_key(name) {
+            return Err(Error::Invalid(format!(
+                "late_data: {name} is a materialized view, not a stream"
+            )));
+        }
+        let def = StreamDef {
+            name: name.to_string(),
+            id: catalog.allocate_id(),
+            schema: source.def.schema.clone(),
+            partitions: 1,
+            key: Vec::new(),
+            watermark: source.def.watermark.clone(),
+            retention_ms: None,
+            retention_bytes: None,
+            idle_timeout_ms: source.def.idle_timeout_ms,
+            options: Vec::new(),
+            query: None,
+            created_at_ms: self.clock.now_ms(),
+        };
+        let stream = ddl::open_stream(&self.config, def.clone(), self.clock.clone()).await?;
+        catalog.put_stream(def)?;
+        self.streams.write().insert(name.to_string(), stream);
+        Ok(())
     }
 
     /// Stops the continuous query writing `name` (`DELETE /v1/queries/{id}`): a view is

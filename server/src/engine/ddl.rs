@@ -107,7 +107,7 @@ impl Engine {
             .collect();
         if !readers.is_empty() {
             return Err(Error::Invalid(format!(
-                "stream {name} is read by continuous queries ({}); drop them first",
+                "stream {name} is read (or written as late data) by continuous queries ({}); drop them first",
                 readers.join(", ")
             )));
         }

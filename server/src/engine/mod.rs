@@ -203,6 +203,14 @@ impl Engine {
         self.views.read().keys().cloned().collect()
     }
 
+    /// Stops every continuous query between steps and waits for them: after this,
+    /// nothing the engine started writes (call before closing the data dir).
+    pub async fn shutdown(&self) {
+        for query in self.queries() {
+            query.shutdown().await;
+        }
+    }
+
     /// The running continuous queries, oldest first.
     pub fn queries(&self) -> Vec<Arc<RunningQuery>> {
         let mut all: Vec<_> = self.queries.lock().values().cloned().collect();

@@ -19,10 +19,11 @@ pub use tumble::TumbleFunction;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{BooleanArray, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, filter, filter_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::UInt32Type;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
@@ -74,17 +75,14 @@ impl fmt::Debug for ContinuousPlan {
 impl ContinuousPlan {
     /// Runs the steps over one batch of the source (table schema: user then metadata columns).
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        Ok(self.apply_tracking(batch)?.0)
+        Ok(self.apply_tracking(batch)?.batch)
     }
 
-    /// Like [`Self::apply`], and after a [`Step::Union`] also tells which output rows
-    /// come from its first branch: each event has exactly one such row (for HOP, the
-    /// row of its latest window), so lateness is counted per event, not per window.
-    pub fn apply_tracking(
-        &self,
-        batch: &RecordBatch,
-    ) -> Result<(RecordBatch, Option<BooleanArray>)> {
-        run_steps_tracking(&self.steps, batch.project(&self.scan_projection)?)
+    /// Like [`Self::apply`], and also tells where each output row came from (see
+    /// [`Tracked`]).
+    pub fn apply_tracking(&self, batch: &RecordBatch) -> Result<Tracked> {
+        let origin = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
+        run_steps_tracking(&self.steps, batch.project(&self.scan_projection)?, origin)
     }
 
     /// Runs the steps above the aggregate over its finalized output.
@@ -93,14 +91,28 @@ impl ContinuousPlan {
     }
 }
 
+/// A batch after the stateless steps, with where its rows came from.
+pub struct Tracked {
+    pub batch: RecordBatch,
+    /// Which rows stand for their event when one event gives several rows (after a
+    /// [`Step::Union`]: the rows of its first branch, for HOP the event's latest window);
+    /// `None`: every row is its own event. Lateness is counted on these rows.
+    pub primary: Option<BooleanArray>,
+    /// For each row, the index of the source row it came from (late events are routed
+    /// as their source rows).
+    pub origin: UInt32Array,
+}
+
 fn run_steps(steps: &[Step], batch: RecordBatch) -> Result<RecordBatch> {
-    Ok(run_steps_tracking(steps, batch)?.0)
+    let origin = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
+    Ok(run_steps_tracking(steps, batch, origin)?.batch)
 }
 
 fn run_steps_tracking(
     steps: &[Step],
     mut batch: RecordBatch,
-) -> Result<(RecordBatch, Option<BooleanArray>)> {
+    mut origin: UInt32Array,
+) -> Result<Tracked> {
     let mut primary: Option<BooleanArray> = None;
     for step in steps {
         batch = match step {
@@ -110,6 +122,7 @@ fn run_steps_tracking(
                 if let Some(p) = &primary {
                     primary = Some(filter(p, mask)?.as_boolean().clone());
                 }
+                origin = filter(&origin, mask)?.as_primitive::<UInt32Type>().clone();
                 filter_record_batch(&batch, mask)?
             }
             Step::Project { exprs, schema } => {
@@ -130,20 +143,29 @@ fn run_steps_tracking(
             Step::Union { branches, schema } => {
                 let outputs = branches
                     .iter()
-                    .map(|branch| run_steps(branch, batch.clone()))
+                    .map(|branch| run_steps_tracking(branch, batch.clone(), origin.clone()))
                     .collect::<Result<Vec<_>>>()?;
-                let first = outputs.first().map_or(0, |b| b.num_rows());
-                let total: usize = outputs.iter().map(|b| b.num_rows()).sum();
+                let first = outputs.first().map_or(0, |t| t.batch.num_rows());
+                let total: usize = outputs.iter().map(|t| t.batch.num_rows()).sum();
                 primary = Some((0..total).map(|i| Some(i < first)).collect());
-                let outputs = outputs
+                origin = UInt32Array::from_iter_values(
+                    outputs
+                        .iter()
+                        .flat_map(|t| t.origin.values().iter().copied()),
+                );
+                let batches = outputs
                     .into_iter()
-                    .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+                    .map(|t| RecordBatch::try_new(schema.clone(), t.batch.columns().to_vec()))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
-                concat_batches(schema, &outputs)?
+                concat_batches(schema, &batches)?
             }
         };
     }
-    Ok((batch, primary))
+    Ok(Tracked {
+        batch,
+        primary,
+        origin,
+    })
 }
 
 /// Why a query cannot run continuously, worded for the user.

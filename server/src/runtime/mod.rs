@@ -82,6 +82,10 @@ pub struct RunningQuery {
     error: Mutex<Option<String>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     store: Option<progress::ProgressStore>,
+    /// The late-data stream, and where its routing progress is kept (per operator).
+    late: Option<(Arc<crate::stream::Stream>, std::path::PathBuf)>,
+    /// Set to stop the tasks between steps (graceful shutdown).
+    cancel: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for RunningQuery {
@@ -107,6 +111,7 @@ impl RunningQuery {
         sink: Sink,
         progress_dir: Option<std::path::PathBuf>,
         clock: Arc<dyn Clock>,
+        late: Option<(Arc<crate::stream::Stream>, std::path::PathBuf)>,
     ) -> std::io::Result<Arc<RunningQuery>> {
         let partitions = plan.source.partitions().len();
         let store = progress_dir
@@ -148,6 +153,8 @@ impl RunningQuery {
             error: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             store,
+            late,
+            cancel: watch::channel(false).0,
         });
         let senders: Vec<mpsc::Sender<Chunk>> = operator_inputs
             .iter()
@@ -194,6 +201,22 @@ impl RunningQuery {
     pub fn stop(&self) {
         for task in self.tasks.lock().drain(..) {
             task.abort();
+        }
+    }
+
+    /// Stops the tasks between steps and waits for them, so nothing of this query writes
+    /// afterwards (a step in progress, its fsync included, finishes first).
+    pub async fn shutdown(&self) {
+        self.cancel.send_replace(true);
+        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
         }
     }
 
@@ -274,12 +297,21 @@ impl RunningQuery {
     ) -> Result<(), String> {
         let log: Arc<PartitionLog> = self.plan.source.partitions()[p].clone();
         let mut commits = log.subscribe();
+        let mut cancel = self.cancel.subscribe();
         loop {
+            if *cancel.borrow() {
+                return Ok(());
+            }
             next = next.max(log.earliest_offset());
             let committed = log.committed_offset();
             if next >= committed {
-                if commits.changed().await.is_err() {
-                    return Ok(()); // the stream was dropped
+                tokio::select! {
+                    changed = commits.changed() => {
+                        if changed.is_err() {
+                            return Ok(()); // the stream was dropped
+                        }
+                    }
+                    _ = cancel.changed() => return Ok(()),
                 }
                 continue;
             }
@@ -345,6 +377,19 @@ impl RunningQuery {
         start: Vec<u64>,
     ) -> Result<(), String> {
         let keeps_closed = matches!(self.sink, Sink::View(_));
+        // Late events already routed (before a restart) are not routed again.
+        let partitions = self.plan.source.partitions().len();
+        let late_store = match &self.late {
+            Some((_, dir)) => Some(
+                progress::ProgressStore::open(dir.join(index.to_string()), partitions)
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let mut late_floor = match &late_store {
+            Some(store) => store.load().map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
         let mut operator = operator::Operator::new(
             self.plan.clone(),
             keeps_closed,
@@ -354,11 +399,13 @@ impl RunningQuery {
             self.def.retention_ms,
         );
         let slot = &self.operators[index];
+        let mut cancel = self.cancel.subscribe();
         // Idleness is re-checked on this timer (and when FLUSH asks).
         let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (output, done, progressed) = tokio::select! {
+                _ = cancel.changed() => return Ok(()),
                 chunk = rx.recv() => {
                     let Some(chunk) = chunk else { return Ok(()) };
                     let output = operator
@@ -379,6 +426,12 @@ impl RunningQuery {
             self.metrics
                 .late_rows
                 .fetch_add(output.late_rows, Ordering::Relaxed);
+            if let (Some((stream, _)), Some(store)) = (&self.late, &late_store) {
+                if !output.late.is_empty() {
+                    self.route_late(stream, store, &mut late_floor, output.late)
+                        .await?;
+                }
+            }
             let appended: usize = output.append.iter().map(|b| b.num_rows()).sum();
             self.sink.write(output.append).await?;
             self.metrics
@@ -417,6 +470,59 @@ impl RunningQuery {
                 let _ = done.send(());
             }
         }
+    }
+}
+
+impl RunningQuery {
+    /// Appends late events (source rows, table schema) to the late-data stream, skipping
+    /// those at offsets routed before, then records the new floor per partition.
+    async fn route_late(
+        &self,
+        stream: &Arc<crate::stream::Stream>,
+        store: &progress::ProgressStore,
+        floor: &mut [u64],
+        batches: Vec<RecordBatch>,
+    ) -> Result<(), String> {
+        use datafusion::arrow::array::{AsArray, BooleanArray};
+        use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+        let schema = &self.plan.source.table_schema;
+        let p_col = schema.index_of("_partition").map_err(|e| e.to_string())?;
+        let o_col = schema.index_of("_offset").map_err(|e| e.to_string())?;
+        let user: Vec<usize> = (0..stream.schema.fields().len()).collect();
+        let mut rows = Vec::new();
+        let mut touched = Vec::new();
+        for batch in batches {
+            let partitions = batch.column(p_col).as_primitive::<Int32Type>().clone();
+            let offsets = batch.column(o_col).as_primitive::<Int64Type>().clone();
+            let keep: BooleanArray = (0..batch.num_rows())
+                .map(|i| Some(offsets.value(i) as u64 >= floor[partitions.value(i) as usize]))
+                .collect();
+            for i in 0..batch.num_rows() {
+                if keep.value(i) {
+                    let p = partitions.value(i) as usize;
+                    floor[p] = floor[p].max(offsets.value(i) as u64 + 1);
+                    touched.push(p);
+                }
+            }
+            let kept = datafusion::arrow::compute::filter_record_batch(&batch, &keep)
+                .map_err(|e| e.to_string())?;
+            let kept = kept.project(&user).map_err(|e| e.to_string())?;
+            rows.push(
+                RecordBatch::try_new(stream.schema.clone(), kept.columns().to_vec())
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        Sink::Stream(stream.clone()).write(rows).await?;
+        touched.sort_unstable();
+        touched.dedup();
+        let store = store.clone();
+        let saves: Vec<(usize, u64)> = touched.into_iter().map(|p| (p, floor[p])).collect();
+        tokio::task::spawn_blocking(move || {
+            saves.into_iter().try_for_each(|(p, o)| store.save(p, o))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
     }
 }
 

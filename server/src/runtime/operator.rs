@@ -18,7 +18,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, filter_record_batch, max};
 use datafusion::arrow::compute::{take, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType, UInt32Type};
 use datafusion::common::Result;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -52,6 +52,10 @@ pub struct Prepared {
     /// Which rows stand for their event when one event gives several rows (HOP);
     /// `None`: every row is its own event. Lateness is counted on these rows.
     pub primary: Option<BooleanArray>,
+    /// The source row (in `source`) each row came from.
+    pub origin: UInt32Array,
+    /// The source batch (table schema), for routing late events as they arrived.
+    pub source: RecordBatch,
 }
 
 /// Runs the stateless steps on one source batch (table schema) and notes its event time.
@@ -72,12 +76,14 @@ pub fn prepare(plan: &ContinuousPlan, table_batch: &RecordBatch) -> Result<Prepa
         }
         None => None,
     };
-    let (batch, primary) = plan.apply_tracking(table_batch)?;
+    let tracked = plan.apply_tracking(table_batch)?;
     Ok(Prepared {
-        batch,
+        batch: tracked.batch,
         max_event_ns,
         source_rows: table_batch.num_rows(),
-        primary,
+        primary: tracked.primary,
+        origin: tracked.origin,
+        source: table_batch.clone(),
     })
 }
 
@@ -116,6 +122,10 @@ pub fn split(plan: &ContinuousPlan, prepared: Prepared, parts: usize) -> Result<
                 max_event_ns: prepared.max_event_ns,
                 source_rows: prepared.source_rows,
                 primary,
+                origin: take(&prepared.origin, &indices, None)?
+                    .as_primitive::<UInt32Type>()
+                    .clone(),
+                source: prepared.source.clone(),
             })
         })
         .collect()
@@ -129,6 +139,8 @@ pub struct Output {
     /// For views: the complete new contents.
     pub view: Option<Vec<RecordBatch>>,
     pub late_rows: u64,
+    /// The source rows (table schema) of late events, for a late-data stream.
+    pub late: Vec<RecordBatch>,
 }
 
 pub struct Operator {
@@ -247,13 +259,20 @@ impl Operator {
                     .map(|end| Some(end.is_some_and(|e| e + window.end_offset_ns > watermark)))
                     .collect();
                 let kept = filter_record_batch(&input, &keep)?;
-                out.late_rows += match &prepared.primary {
-                    // Late events: rows standing for their event that were dropped.
-                    Some(primary) => (0..keep.len())
-                        .filter(|&i| !keep.value(i) && primary.value(i))
-                        .count(),
-                    None => input.num_rows() - kept.num_rows(),
-                } as u64;
+                // Late events: dropped rows that stand for their event.
+                let late: Vec<u32> = (0..keep.len())
+                    .filter(|&i| {
+                        !keep.value(i) && prepared.primary.as_ref().is_none_or(|p| p.value(i))
+                    })
+                    .map(|i| prepared.origin.value(i))
+                    .collect();
+                out.late_rows += late.len() as u64;
+                if !late.is_empty() {
+                    out.late.push(take_record_batch(
+                        &prepared.source,
+                        &UInt32Array::from(late),
+                    )?);
+                }
                 input = kept;
             }
             if input.num_rows() > 0 {

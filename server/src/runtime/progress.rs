@@ -58,8 +58,14 @@ impl ProgressStore {
     }
 
     fn write(&self, path: PathBuf, text: String) -> std::io::Result<()> {
+        // A unique temporary name: a write still finishing for an engine that was just
+        // closed must not collide with the new one's.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut tmp = path.clone().into_os_string();
-        tmp.push(".tmp");
+        tmp.push(format!(
+            ".{}.tmp",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let tmp = PathBuf::from(tmp);
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
