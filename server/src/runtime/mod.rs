@@ -426,11 +426,11 @@ impl RunningQuery {
             self.metrics
                 .late_rows
                 .fetch_add(output.late_rows, Ordering::Relaxed);
-            if let (Some((stream, _)), Some(store)) = (&self.late, &late_store) {
-                if !output.late.is_empty() {
-                    self.route_late(stream, store, &mut late_floor, output.late)
-                        .await?;
-                }
+            if let (Some((stream, _)), Some(store)) = (&self.late, &late_store)
+                && !output.late.is_empty()
+            {
+                self.route_late(stream, store, &mut late_floor, output.late)
+                    .await?;
             }
             let appended: usize = output.append.iter().map(|b| b.num_rows()).sum();
             self.sink.write(output.append).await?;
