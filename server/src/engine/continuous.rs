@@ -17,9 +17,6 @@ use crate::runtime::{RunningQuery, Sink, ViewState};
 use crate::sql::{StreamOptions, hide_metadata_columns};
 use crate::stream::METADATA_COLUMNS;
 
-/// Ids of push queries (transient, never persisted; high so they never meet catalog ids).
-static PUSH_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 48);
-
 /// How long FLUSH waits for the queries to catch up before giving up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -237,110 +234,6 @@ impl Engine {
             .join(def.id.to_string());
         let _ = std::fs::remove_dir_all(dir);
         Ok(Some(def))
-    }
-
-    /// Starts a push query (`GET /v1/sql/stream`): `select` runs continuously from the
-    /// current end of its input (new rows only) and its results go to the returned
-    /// channel, which holds at most `buffer` batches. It is not in the catalog: it lives
-    /// as long as its subscriber.
-    pub async fn start_push_query(
-        &self,
-        select: &str,
-        buffer: usize,
-    ) -> Result<(
-        Arc<RunningQuery>,
-        tokio::sync::mpsc::Receiver<datafusion::arrow::array::RecordBatch>,
-    )> {
-        let plan = self.plan_select(select).await?;
-        if let Some(agg) = &plan.aggregate {
-            if agg.window.is_none() {
-                return Err(Error::Invalid(
-                    "a push query over an aggregate without a window would update its rows (EMIT CHANGES), \
-                     which push queries do not stream yet; add a window, or create a MATERIALIZED VIEW and read it"
-                        .into(),
-                ));
-            }
-            if plan.source.def.watermark.is_none() {
-                return Err(Error::Invalid(format!(
-                    "continuous windows need event time, but stream {} has no WATERMARK",
-                    plan.source.name()
-                )));
-            }
-        }
-        let id = PUSH_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let def = QueryDef {
-            id,
-            name: format!("push-{id}"),
-            kind: QueryKind::Stream,
-            select: select.to_string(),
-            source: plan.source.name().to_string(),
-            created_at_ms: self.clock.now_ms(),
-            start_offsets: Some(
-                plan.source
-                    .partitions()
-                    .iter()
-                    .map(|p| p.committed_offset())
-                    .collect(),
-            ),
-            parallelism: 1,
-            retention_ms: None,
-            late_data: None,
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
-        let query =
-            RunningQuery::start(def, plan, Sink::Channel(tx), None, self.clock.clone(), None)
-                .map_err(|e| Error::Internal(format!("starting push query: {e}")))?;
-        Ok((query, rx))
-    }
-
-    /// `late_data = 'name'`: the stream late events go to. Created with the source's
-    /// columns (and event time) when missing; an existing one must have those columns.
-    async fn ensure_late_stream(
-        &self,
-        catalog: &mut crate::catalog::Catalog,
-        name: &str,
-        plan: &ContinuousPlan,
-    ) -> Result<()> {
-        ddl::validate_name(name)?;
-        let source = &plan.source;
-        if let Some(existing) = self.stream(name) {
-            let columns = |s: &datafusion::arrow::datatypes::Schema| -> Vec<(String, DataType)> {
-                s.fields()
-                    .iter()
-                    .map(|f| (f.name().clone(), f.data_type().clone()))
-                    .collect()
-            };
-            if columns(&existing.schema) != columns(&source.schema) {
-                return Err(Error::Invalid(format!(
-                    "late_data stream {name} exists with other columns than {}'s; name a new stream, and Weir creates it",
-                    source.name()
-                )));
-            }
-            return Ok(());
-        }
-        if self.views.read().contains_key(name) {
-            return Err(Error::Invalid(format!(
-                "late_data: {name} is a materialized view, not a stream"
-            )));
-        }
-        let def = StreamDef {
-            name: name.to_string(),
-            id: catalog.allocate_id(),
-            schema: source.def.schema.clone(),
-            partitions: 1,
-            key: Vec::new(),
-            watermark: source.def.watermark.clone(),
-            retention_ms: None,
-            retention_bytes: None,
-            idle_timeout_ms: source.def.idle_timeout_ms,
-            options: Vec::new(),
-            query: None,
-            created_at_ms: self.clock.now_ms(),
-        };
-        let stream = ddl::open_stream(&self.config, def.clone(), self.clock.clone()).await?;
-        catalog.put_stream(def)?;
-        self.streams.write().insert(name.to_string(), stream);
-        Ok(())
     }
 
     /// Stops the continuous query writing `name` (`DELETE /v1/queries/{id}`): a view is

@@ -7,6 +7,7 @@
 mod continuous;
 mod ddl;
 mod error;
+mod push;
 mod show;
 
 pub use error::{Error, Result, datafusion_message};

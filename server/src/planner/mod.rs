@@ -185,7 +185,7 @@ pub fn plan_continuous(
     let mut aggregate = None;
     let mut operators = Vec::new();
     let mut node = plan;
-    loop {
+    let (source, scan_projection) = loop {
         match node {
             LogicalPlan::Projection(p) => {
                 let exprs = p
@@ -254,16 +254,7 @@ pub fn plan_continuous(
                     branches,
                     schema: Arc::new(union.schema.as_arrow().clone()),
                 });
-                steps.reverse();
-                return Ok(ContinuousPlan {
-                    source,
-                    scan_projection,
-                    steps,
-                    aggregate,
-                    post_steps,
-                    output_schema: Arc::new(plan.schema().as_arrow().clone()),
-                    operators,
-                });
+                break (source, scan_projection);
             }
             LogicalPlan::TableScan(scan) => {
                 let name = scan.table_name.table();
@@ -292,16 +283,7 @@ pub fn plan_continuous(
                     },
                     columns.join(", ")
                 ));
-                steps.reverse();
-                return Ok(ContinuousPlan {
-                    source,
-                    scan_projection,
-                    steps,
-                    aggregate,
-                    post_steps,
-                    output_schema: Arc::new(plan.schema().as_arrow().clone()),
-                    operators,
-                });
+                break (source, scan_projection);
             }
             LogicalPlan::Aggregate(agg) if aggregate.is_none() => {
                 let planned = aggregate::plan_aggregate(state, agg)?;
@@ -340,5 +322,15 @@ pub fn plan_continuous(
                 )));
             }
         }
-    }
+    };
+    steps.reverse();
+    Ok(ContinuousPlan {
+        source,
+        scan_projection,
+        steps,
+        aggregate,
+        post_steps,
+        output_schema: Arc::new(plan.schema().as_arrow().clone()),
+        operators,
+    })
 }
