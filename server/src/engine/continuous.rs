@@ -576,18 +576,15 @@ fn derived_stream_def(
                 .is_ok_and(|f| Some(f.data_type()) == input)
         })
     };
-    Ok(StreamDef {
-        name: def.name.clone(),
-        id: def.id,
+    let mut stream = ddl::stream_def(
+        def.name.clone(),
+        def.id,
         schema,
-        partitions: options.partitions.unwrap_or(1),
-        key: options.key,
         watermark,
-        retention_ms: options.retention_ms,
-        retention_bytes: options.retention_bytes,
-        idle_timeout_ms: options.idle_timeout_ms.unwrap_or(source.idle_timeout_ms),
-        options: options.other,
-        query: Some(def.select.clone()),
-        created_at_ms: def.created_at_ms,
-    })
+        options,
+        source.idle_timeout_ms,
+        def.created_at_ms,
+    );
+    stream.query = Some(def.select.clone());
+    Ok(stream)
 }

@@ -73,20 +73,15 @@ impl Engine {
             .as_ref()
             .map(|w| watermark_def(w, &schema))
             .transpose()?;
-        let def = StreamDef {
-            name: name.clone(),
-            id: catalog.allocate_id(),
+        let def = stream_def(
+            name.clone(),
+            catalog.allocate_id(),
             schema,
-            partitions: options.partitions.unwrap_or(1),
-            key: options.key,
             watermark,
-            retention_ms: options.retention_ms,
-            retention_bytes: options.retention_bytes,
-            idle_timeout_ms: options.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT_MS),
-            options: options.other,
-            query: None,
-            created_at_ms: self.clock.now_ms(),
-        };
+            options,
+            DEFAULT_IDLE_TIMEOUT_MS,
+            self.clock.now_ms(),
+        );
         let dir = self.config.data_dir.join("streams").join(def.dir_name());
         let stream = open_stream(&self.config, def.clone(), self.clock.clone()).await?;
         if let Err(e) = catalog.put_stream(def) {
@@ -171,6 +166,32 @@ impl Engine {
                 other.display()
             ))),
         }
+    }
+}
+
+/// A stream's definition from its `WITH` options (`idle_timeout_ms` when not given).
+pub(super) fn stream_def(
+    name: String,
+    id: u64,
+    schema: Schema,
+    watermark: Option<WatermarkDef>,
+    options: StreamOptions,
+    idle_timeout_ms: i64,
+    created_at_ms: i64,
+) -> StreamDef {
+    StreamDef {
+        name,
+        id,
+        schema,
+        partitions: options.partitions.unwrap_or(1),
+        key: options.key,
+        watermark,
+        retention_ms: options.retention_ms,
+        retention_bytes: options.retention_bytes,
+        idle_timeout_ms: options.idle_timeout_ms.unwrap_or(idle_timeout_ms),
+        options: options.other,
+        query: None,
+        created_at_ms,
     }
 }
 
