@@ -21,6 +21,8 @@ pub struct Config {
     pub segment_bytes: u64,
     /// Seconds between retention passes over all streams. Default 30.
     pub retention_check_interval_secs: u64,
+    /// Serve the console from this directory instead of the embedded copy. Default none.
+    pub console_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -31,6 +33,7 @@ impl Default for Config {
             body_limit_bytes: 64 << 20,
             segment_bytes: 64 << 20,
             retention_check_interval_secs: 30,
+            console_dir: None,
         }
     }
 }

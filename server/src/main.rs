@@ -41,10 +41,15 @@ struct ServeArgs {
     /// Segment size in bytes at which partitions roll [default: 67108864]
     #[arg(long, env = "WEIR_SEGMENT_BYTES")]
     segment_bytes: Option<u64>,
+    /// Serve the console from this directory (e.g. console/dist) instead of the copy
+    /// built into the binary; for console development.
+    #[arg(long, env = "WEIR_CONSOLE_DIR")]
+    console_dir: Option<PathBuf>,
 }
 
 impl ServeArgs {
     fn resolve(self) -> Result<Config, String> {
+        let console_dir = self.console_dir.clone();
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
@@ -60,6 +65,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.segment_bytes {
             config.segment_bytes = v;
+        }
+        if console_dir.is_some() {
+            config.console_dir = console_dir;
         }
         Ok(config)
     }
@@ -100,7 +108,10 @@ async fn serve(config: Config) -> Result<(), String> {
             )
         })?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = ApiState::new(config.body_limit_bytes);
+    let state = match &config.console_dir {
+        Some(dir) => ApiState::with_console_dir(config.body_limit_bytes, dir.clone()),
+        None => ApiState::new(config.body_limit_bytes),
+    };
     let server = tokio::spawn(api::serve(listener, state.clone(), shutdown_signal()));
     tracing::info!("recovering data dir {}", config.data_dir.display());
     let engine = weir::engine::Engine::open(config.engine_config(), Arc::new(SystemClock))

@@ -4,6 +4,8 @@
 //! Start-up: the server listens before recovery finishes so `/healthz` answers at once;
 //! until the engine is set, `/readyz` and every `/v1` route answer 503.
 
+mod console;
+mod dashboards;
 mod error;
 mod health;
 mod metrics;
@@ -37,6 +39,8 @@ struct Inner {
     engine: OnceLock<Arc<Engine>>,
     body_limit: usize,
     metrics: metrics::HttpMetrics,
+    /// Serve the console from this directory instead of the embedded copy.
+    console_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiState {
@@ -46,6 +50,19 @@ impl ApiState {
                 engine: OnceLock::new(),
                 body_limit,
                 metrics: Default::default(),
+                console_dir: None,
+            }),
+        }
+    }
+
+    /// Serves the console from `dir` (console development) rather than the embedded files.
+    pub fn with_console_dir(body_limit: usize, dir: std::path::PathBuf) -> Self {
+        ApiState {
+            inner: Arc::new(Inner {
+                engine: OnceLock::new(),
+                body_limit,
+                metrics: Default::default(),
+                console_dir: Some(dir),
             }),
         }
     }
@@ -90,11 +107,18 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/views", get(queries::list_views))
         .route("/v1/views/{name}", get(queries::get_view))
+        .route("/v1/dashboards", get(dashboards::list))
+        .route(
+            "/v1/dashboards/{id}",
+            get(dashboards::get_one)
+                .put(dashboards::put)
+                .delete(dashboards::delete),
+        )
         .route("/v1/openapi.json", get(health::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .fallback(health::not_found)
+        .fallback(console::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -120,6 +120,10 @@ struct CatalogFile {
     streams: BTreeMap<String, StreamDef>,
     #[serde(default)]
     queries: BTreeMap<String, QueryDef>,
+    /// Saved console dashboards by id, kept as the JSON the client sent (unknown fields
+    /// are kept, per HTTP.md).
+    #[serde(default)]
+    dashboards: BTreeMap<String, serde_json::Value>,
 }
 
 /// The persisted catalog. Callers serialise changes (the engine holds it in a mutex).
@@ -250,6 +254,42 @@ impl Catalog {
             return Err(e);
         }
         Ok(Some(query))
+    }
+
+    pub fn dashboards(&self) -> impl Iterator<Item = (&String, &serde_json::Value)> {
+        self.file.dashboards.iter()
+    }
+
+    pub fn dashboard(&self, id: &str) -> Option<&serde_json::Value> {
+        self.file.dashboards.get(id)
+    }
+
+    /// Creates or replaces a dashboard; returns whether it existed.
+    pub fn put_dashboard(
+        &mut self,
+        id: &str,
+        body: serde_json::Value,
+    ) -> Result<bool, CatalogError> {
+        let previous = self.file.dashboards.insert(id.to_string(), body);
+        self.save().inspect_err(|_| {
+            match &previous {
+                Some(old) => self.file.dashboards.insert(id.to_string(), old.clone()),
+                None => self.file.dashboards.remove(id),
+            };
+        })?;
+        Ok(previous.is_some())
+    }
+
+    /// Deletes a dashboard; returns whether it existed.
+    pub fn remove_dashboard(&mut self, id: &str) -> Result<bool, CatalogError> {
+        let Some(old) = self.file.dashboards.remove(id) else {
+            return Ok(false);
+        };
+        self.save()
+            .inspect_err(|_| {
+                self.file.dashboards.insert(id.to_string(), old);
+            })
+            .map(|_| true)
     }
 
     fn save(&self) -> Result<(), CatalogError> {

@@ -5,6 +5,7 @@
 //! take it (they find streams in the registry, a read-mostly map).
 
 mod continuous;
+mod dashboards;
 mod ddl;
 mod error;
 mod push;

@@ -296,6 +296,8 @@ fn metrics_openapi_health_and_clean_shutdown() {
         "/v1/queries/{id}",
         "/v1/views",
         "/v1/views/{name}",
+        "/v1/dashboards",
+        "/v1/dashboards/{id}",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -561,4 +563,52 @@ fn a_push_client_that_stops_reading_is_disconnected_and_the_server_stays_healthy
             .contains("fell more than 64 result batches behind"),
         "{data}"
     );
+}
+
+/// Dashboards are saved in the catalog: PUT creates then replaces, unknown fields are
+/// kept, bad shapes are refused with the panel named, and they survive a restart.
+#[test]
+fn dashboards_are_kept_across_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &[]);
+    let put = |weir: &Weir, id: &str, body: serde_json::Value| {
+        let response = weir
+            .client
+            .put(format!("{}/v1/dashboards/{id}", weir.url))
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap())
+    };
+    let board = serde_json::json!({"title": "Ops", "layout": {"cols": 2},
+        "panels": [{"title": "rate", "sql": "SELECT 1 AS x", "chart": "line", "options": {"y": "x"}}]});
+    let (status, stored) = put(&weir, "ops", board.clone());
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["id"], "ops");
+    assert_eq!(stored["layout"]["cols"], 2, "unknown fields are kept");
+    let mut renamed = board.clone();
+    renamed["title"] = "Operations".into();
+    assert_eq!(put(&weir, "ops", renamed).0, 200);
+
+    let (status, err) = put(&weir, "bad", serde_json::json!({"title": "x", "panels": [{"sql": "SELECT 1", "chart": "pie"}]}));
+    assert_eq!(status, 400);
+    assert!(err["error"]["message"].as_str().unwrap().contains("panel 1"), "{err}");
+    let (status, _) = put(&weir, "no/slug", board.clone());
+    assert!(status == 400 || status == 404, "{status}");
+
+    drop(weir);
+    let weir = Weir::start(dir.path(), &[]);
+    let all = weir.get_json("/v1/dashboards");
+    assert_eq!(all["dashboards"].as_array().unwrap().len(), 1, "{all}");
+    let one = weir.get_json("/v1/dashboards/ops");
+    assert_eq!(one["title"], "Operations");
+    assert_eq!(one["panels"][0]["options"]["y"], "x");
+    let deleted = weir
+        .client
+        .delete(format!("{}/v1/dashboards/ops", weir.url))
+        .send()
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    assert_eq!(weir.get("/v1/dashboards/ops").0, 404);
 }
