@@ -14,7 +14,14 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let console = manifest.join("../console");
     let dist = console.join("dist");
-    for watched in ["src", "index.html", "package.json", "package-lock.json", "vite.config.ts", "public"] {
+    for watched in [
+        "src",
+        "index.html",
+        "package.json",
+        "package-lock.json",
+        "vite.config.ts",
+        "public",
+    ] {
         println!("cargo:rerun-if-changed={}", console.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=WEIR_SKIP_CONSOLE_BUILD");
@@ -42,9 +49,14 @@ fn main() {
         );
     }
     files.sort();
-    let mut out = String::from("/// Console files: (path relative to dist, contents).\npub static ASSETS: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// Console files: (path relative to dist, contents).\npub static ASSETS: &[(&str, &[u8])] = &[\n",
+    );
     for (rel, abs) in &files {
-        out.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", abs.display().to_string()));
+        out.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
+            abs.display().to_string()
+        ));
     }
     out.push_str("];\n");
     let out_path = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("console_assets.rs");
@@ -80,7 +92,11 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
         if path.is_dir() {
             collect(root, &path, out);
         } else {
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((rel, path.canonicalize().unwrap()));
         }
     }

@@ -51,6 +51,30 @@ fn watermark_text(ns: i64) -> String {
         .to_string()
 }
 
+/// A `rows` event's data: `{"rows": [...]}`, plus `"ops": ["+", "-", ...]` when the
+/// query emits changes (the `_op` column, taken out of the rows).
+fn rows_event(
+    batch: &datafusion::arrow::array::RecordBatch,
+) -> Result<serde_json::Value, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::AsArray;
+    let schema = batch.schema();
+    match schema.index_of(crate::runtime::OP_COLUMN) {
+        Ok(i) if i + 1 == batch.num_columns() => {
+            let ops: Vec<&str> = batch
+                .column(i)
+                .as_string::<i32>()
+                .iter()
+                .map(|o| o.unwrap_or("+"))
+                .collect();
+            let rows = values::rows(std::slice::from_ref(
+                &batch.project(&(0..i).collect::<Vec<_>>())?,
+            ))?;
+            Ok(json!({"rows": rows, "ops": ops}))
+        }
+        _ => Ok(json!({"rows": values::rows(std::slice::from_ref(batch))?})),
+    }
+}
+
 pub async fn stream(
     State(state): State<ApiState>,
     Query(params): Query<HashMap<String, String>>,
@@ -59,8 +83,8 @@ pub async fn stream(
     let sql = params.get("sql").ok_or_else(|| {
         ApiError::bad_request("give the push query as ?sql=SELECT ... (URL-encoded)")
     })?;
-    let (select, _emit) = crate::sql::strip_emit(sql);
-    let (query, rx) = engine.start_push_query(&select, BUFFER).await?;
+    let (select, emit) = crate::sql::strip_emit(sql);
+    let (query, rx) = engine.start_push_query(&select, emit, BUFFER).await?;
     let columns: Vec<_> = query
         .plan
         .output_schema
@@ -94,8 +118,8 @@ pub async fn stream(
                     let id = push.next_id.to_string();
                     push.next_id += 1;
                     let event = match batch {
-                        Some(batch) => match values::rows(std::slice::from_ref(&batch)) {
-                            Ok(rows) => Event::default().event("rows").id(id).data(json!({"rows": rows}).to_string()),
+                        Some(batch) => match rows_event(&batch) {
+                            Ok(data) => Event::default().event("rows").id(id).data(data.to_string()),
                             Err(e) => {
                                 push.done = true;
                                 Event::default().event("error").id(id).data(json!({"message": e.to_string()}).to_string())

@@ -107,6 +107,11 @@ pub struct QueryDef {
     /// `late_data = 'stream'`: late events are appended there as they arrived.
     #[serde(default)]
     pub late_data: Option<String>,
+    /// `EMIT CHANGES`: an aggregate's output updates as data arrives, each row with
+    /// `_op` ('+' or '-'). Otherwise a windowed aggregate emits once per window (FINAL).
+    /// Views always hold current values; with `EMIT FINAL` they show closed windows only.
+    #[serde(default)]
+    pub emit_changes: bool,
 }
 
 fn one() -> usize {

@@ -81,8 +81,9 @@ impl Engine {
             ))))
             .await?;
         check_output_columns(&plan)?;
-        check_runnable(&plan, kind)?;
         let options = StreamOptions::parse(options).map_err(Error::Invalid)?;
+        let emit_changes = emit_changes(&options, kind)?;
+        check_runnable(&plan, kind, emit_changes)?;
         if kind == QueryKind::MaterializedView
             && (options.partitions.is_some()
                 || !options.key.is_empty()
@@ -112,6 +113,7 @@ impl Engine {
                 .iter()
                 .find(|(k, _)| k == "late_data")
                 .map(|(_, v)| v.to_ascii_lowercase()),
+            emit_changes,
         };
         if let Some(late) = &def.late_data {
             self.ensure_late_stream(&mut catalog, late, &plan).await?;
@@ -411,15 +413,27 @@ impl Engine {
             None => "watermark: none (no event time)".into(),
         };
         lines.push(format!("  {watermark}"));
-        let emit = match (&plan.aggregate, is_view) {
-            (None, _) => "emit: append-only, each input row processed once",
-            (Some(a), false) if a.window.is_some() => {
+        let kind = if is_view {
+            QueryKind::MaterializedView
+        } else {
+            QueryKind::Stream
+        };
+        let changes = emit_changes(&options, kind)?;
+        let emit = match (&plan.aggregate, is_view, changes) {
+            (None, _, _) => "emit: append-only, each input row processed once",
+            (Some(_), false, true) => {
+                "emit: CHANGES (each update retracts the old row with _op '-' and adds the new with '+')"
+            }
+            (Some(a), false, false) if a.window.is_some() => {
                 "emit: FINAL (one row per window and group when the window closes; late rows dropped)"
             }
-            (Some(a), true) if a.window.is_some() => {
+            (Some(_), true, false) => {
+                "emit: FINAL into the view (closed windows only; late rows dropped)"
+            }
+            (Some(a), true, true) if a.window.is_some() => {
                 "emit: CHANGES into the view (open windows update, closed windows stay; late rows dropped)"
             }
-            (Some(_), _) => "emit: CHANGES into the view (rows update as data arrives)",
+            (Some(_), _, _) => "emit: CHANGES into the view (rows update as data arrives)",
         };
         lines.push(format!("  {emit}"));
         lines.push(format!(
@@ -493,16 +507,30 @@ fn start_offsets(plan: &ContinuousPlan, options: &StreamOptions) -> Result<Optio
     }
 }
 
+/// `EMIT CHANGES` / `EMIT FINAL` (after the query or as `WITH (emit = ...)`), defaulted
+/// per SQL.md: views hold current values (changes), streams get final windows.
+pub(super) fn emit_changes(options: &StreamOptions, kind: QueryKind) -> Result<bool> {
+    match options.other.iter().find(|(k, _)| k == "emit") {
+        None => Ok(kind == QueryKind::MaterializedView),
+        Some((_, v)) if v.eq_ignore_ascii_case("changes") => Ok(true),
+        Some((_, v)) if v.eq_ignore_ascii_case("final") => Ok(false),
+        Some((_, v)) => Err(Error::Invalid(format!(
+            "emit must be 'changes' or 'final' (EMIT CHANGES / EMIT FINAL), got '{v}'"
+        ))),
+    }
+}
+
 /// Refuses plans whose results could not be written continuously into `kind`.
-fn check_runnable(plan: &ContinuousPlan, kind: QueryKind) -> Result<()> {
+fn check_runnable(plan: &ContinuousPlan, kind: QueryKind, emit_changes: bool) -> Result<()> {
     let Some(agg) = &plan.aggregate else {
         return Ok(());
     };
-    if agg.window.is_none() && kind == QueryKind::Stream {
+    if agg.window.is_none() && kind == QueryKind::Stream && !emit_changes {
         return Err(Error::Invalid(
-            "an aggregate into an append-only stream needs a window, e.g. \
-             FROM TUMBLE(bids, date_time, INTERVAL '1' MINUTE) ... GROUP BY window_start, window_end, ...; \
-             or make it a CREATE MATERIALIZED VIEW, whose rows update"
+            "an aggregate into an append-only stream needs a window (without one a group never \
+             finishes, so it has no final row): add a window (FROM TUMBLE(bids, date_time, INTERVAL '1' MINUTE) ... \
+             GROUP BY window_start, window_end, ...), or end the query with EMIT CHANGES to get \
+             updates with an _op column ('+' insert, '-' retract), or make it a CREATE MATERIALIZED VIEW"
                 .into(),
         ));
     }
@@ -541,7 +569,16 @@ fn derived_stream_def(
     plan: &ContinuousPlan,
     options: StreamOptions,
 ) -> Result<StreamDef> {
-    let schema = plan.output_schema.as_ref().clone();
+    let mut schema = plan.output_schema.as_ref().clone();
+    if def.emit_changes && plan.aggregate.is_some() {
+        let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
+            crate::runtime::OP_COLUMN,
+            DataType::Utf8,
+            false,
+        )));
+        schema = datafusion::arrow::datatypes::Schema::new(fields);
+    }
     for key in &options.key {
         if schema.index_of(key).is_err() {
             return Err(Error::Invalid(format!(

@@ -77,7 +77,9 @@ fn check_id(id: &str) -> Result<()> {
 fn check_body(body: Value) -> Result<Value> {
     let invalid = |m: String| Err(Error::Invalid(m));
     let Some(map) = body.as_object() else {
-        return invalid("a dashboard is a JSON object: {\"title\": \"...\", \"panels\": [...]}".into());
+        return invalid(
+            "a dashboard is a JSON object: {\"title\": \"...\", \"panels\": [...]}".into(),
+        );
     };
     match map.get("title") {
         Some(Value::String(_)) => {}
@@ -99,7 +101,9 @@ fn check_body(body: Value) -> Result<Value> {
             other => {
                 return invalid(format!(
                     "panel {n} has chart {}; use one of {}",
-                    other.map(|v| v.to_string()).unwrap_or_else(|| "missing".into()),
+                    other
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "missing".into()),
                     CHARTS.join(", ")
                 ));
             }
@@ -124,7 +128,10 @@ mod tests {
         assert_eq!(check_body(ok.clone()).unwrap(), ok);
         let bad = json!({"title": "T", "panels": [{"sql": "SELECT 1", "chart": "pie"}]});
         let msg = check_body(bad).unwrap_err().to_string();
-        assert!(msg.contains("panel 1") && msg.contains("line, area"), "{msg}");
+        assert!(
+            msg.contains("panel 1") && msg.contains("line, area"),
+            "{msg}"
+        );
         assert!(check_body(json!({"panels": []})).is_err());
         assert!(check_id("ops-1_a").is_ok());
         assert!(check_id("a/b").is_err());

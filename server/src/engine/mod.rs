@@ -226,7 +226,7 @@ impl Engine {
 
     /// Runs `;`-separated statements in order, stopping at the first error.
     pub async fn execute_sql(&self, sql: &str) -> Result<Vec<StatementResult>, StatementError> {
-        if crate::sql::strip_emit(sql).1.is_some() {
+        if crate::sql::strip_emit(sql).1.is_some() && is_select(sql) {
             return Err(StatementError {
                 index: 1,
                 line: 1,
@@ -365,6 +365,19 @@ impl Engine {
             partitions,
         })
     }
+}
+
+/// Whether the (last) statement of `sql` is a query rather than a CREATE ... AS.
+fn is_select(sql: &str) -> bool {
+    let last = sql
+        .trim()
+        .trim_end_matches(';')
+        .rsplit(';')
+        .next()
+        .unwrap_or("")
+        .trim_start()
+        .to_ascii_uppercase();
+    last.starts_with("SELECT") || last.starts_with("WITH") || last.starts_with('(')
 }
 
 pub fn unknown_stream_error(name: &str) -> Error {

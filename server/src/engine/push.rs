@@ -21,21 +21,29 @@ impl Engine {
     pub async fn start_push_query(
         &self,
         select: &str,
+        emit: Option<crate::sql::Emit>,
         buffer: usize,
     ) -> Result<(
         Arc<RunningQuery>,
         tokio::sync::mpsc::Receiver<datafusion::arrow::array::RecordBatch>,
     )> {
         let plan = self.plan_select(select).await?;
+        // Windowed push queries default to EMIT FINAL, the others to EMIT CHANGES (SQL.md).
+        let windowed = plan.aggregate.as_ref().is_some_and(|a| a.window.is_some());
+        let emit_changes = match emit {
+            Some(crate::sql::Emit::Changes) => true,
+            Some(crate::sql::Emit::Final) => false,
+            None => !windowed,
+        };
         if let Some(agg) = &plan.aggregate {
-            if agg.window.is_none() {
+            if agg.window.is_none() && !emit_changes {
                 return Err(Error::Invalid(
-                    "a push query over an aggregate without a window would update its rows (EMIT CHANGES), \
-                     which push queries do not stream yet; add a window, or create a MATERIALIZED VIEW and read it"
+                    "EMIT FINAL needs a window: an aggregate without one never finishes a group; \
+                     use EMIT CHANGES, or add a window"
                         .into(),
                 ));
             }
-            if plan.source.def.watermark.is_none() {
+            if agg.window.is_some() && plan.source.def.watermark.is_none() {
                 return Err(Error::Invalid(format!(
                     "continuous windows need event time, but stream {} has no WATERMARK",
                     plan.source.name()
@@ -60,6 +68,7 @@ impl Engine {
             parallelism: 1,
             retention_ms: None,
             late_data: None,
+            emit_changes,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
         let query =

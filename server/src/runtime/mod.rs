@@ -21,6 +21,7 @@ mod operator;
 mod progress;
 mod sink;
 
+pub use operator::OP_COLUMN;
 pub use sink::{Sink, ViewState};
 
 use std::sync::Arc;
@@ -393,6 +394,7 @@ impl RunningQuery {
         let mut operator = operator::Operator::new(
             self.plan.clone(),
             keeps_closed,
+            self.def.emit_changes,
             emitted,
             clock,
             &start,

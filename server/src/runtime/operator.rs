@@ -159,6 +159,12 @@ pub struct Operator {
     keeps_closed: bool,
     /// Views: how long (event time, ns) closed windows are kept past the watermark.
     retention_ns: Option<i64>,
+    /// `EMIT CHANGES`: each step emits, for the groups it touched, a retraction of
+    /// the old result ('-') and the new one ('+'), in an `_op` column. Views ignore it
+    /// (they always hold current results) unless `view_final` says to show only closed
+    /// windows.
+    changes: bool,
+    view_final: bool,
     task: Arc<TaskContext>,
     clock: Arc<dyn Clock>,
     idle_timeout_ms: i64,
@@ -170,9 +176,11 @@ pub struct Operator {
 
 impl Operator {
     /// `keeps_closed`: a view keeps the results of closed windows; a stream emits them.
+    /// `changes`: the query said `EMIT CHANGES` (see the field docs).
     pub fn new(
         plan: Arc<ContinuousPlan>,
         keeps_closed: bool,
+        changes: bool,
         emitted_ns: Option<i64>,
         clock: Arc<dyn Clock>,
         start: &[u64],
@@ -202,6 +210,8 @@ impl Operator {
             emitted_ns,
             keeps_closed,
             retention_ns: plan_retention_ns,
+            changes: changes && !keeps_closed,
+            view_final: keeps_closed && !changes,
             task: Arc::new(TaskContext::default()),
         }
     }
@@ -243,7 +253,8 @@ impl Operator {
                 .collect();
             return Ok(out);
         };
-        let mut partials = std::mem::take(&mut self.state);
+        let old = std::mem::take(&mut self.state);
+        let mut partials = Vec::new();
         for prepared in batches {
             let mut input = prepared.batch;
             if let (Some(window), Some(watermark)) = (&agg.window, self.watermark) {
@@ -285,7 +296,7 @@ impl Operator {
             }
             self.observe_event_time(partition, prepared.max_event_ns);
         }
-        self.finish_step(&agg, partials, out).await
+        self.finish_step(&agg, old, partials, out).await
     }
 
     /// Re-evaluates idleness (no new rows): the watermark may move and windows close.
@@ -298,28 +309,81 @@ impl Operator {
         if self.watermark == before {
             return Ok(Output::default());
         }
-        let partials = std::mem::take(&mut self.state);
-        self.finish_step(&agg, partials, Output::default()).await
+        let old = std::mem::take(&mut self.state);
+        self.finish_step(&agg, old, Vec::new(), Output::default())
+            .await
     }
 
-    /// Merges new partial states, closes windows, and fills the output.
+    /// Finalizes partial states (no rows in, none out).
+    async fn finalize(
+        &self,
+        agg: &AggregatePlan,
+        state: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>> {
+        let state: Vec<RecordBatch> = state.into_iter().filter(|b| b.num_rows() > 0).collect();
+        match state.first() {
+            Some(first) => {
+                let schema = first.schema();
+                self.run(agg, AggregateMode::Final, state, schema).await
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Merges the new partial states (`new`) into the state (`old`), closes windows,
+    /// and fills the output.
     async fn finish_step(
         &mut self,
         agg: &AggregatePlan,
-        partials: Vec<RecordBatch>,
+        old: Vec<RecordBatch>,
+        new: Vec<RecordBatch>,
         mut out: Output,
     ) -> Result<Output> {
         let agg = agg.clone();
-        // Merge the new partial states into one state per group.
-        self.state = match partials.first() {
-            Some(first) => {
-                let schema = first.schema();
-                self.run(&agg, AggregateMode::PartialReduce, partials, schema)
-                    .await?
-            }
+        let groups = agg.group_by.expr().len();
+        // EMIT CHANGES: the groups this step touched, and their results before it.
+        let touched = match (self.changes, new.is_empty()) {
+            (true, false) => Some(GroupSet::of(&new, groups)?),
+            _ => None,
+        };
+        let before = match &touched {
+            Some(t) => self.finalize(&agg, t.select(&old)?).await?,
             None => Vec::new(),
         };
+        // Merge the new partial states into one state per group.
+        self.state = if new.is_empty() {
+            old
+        } else {
+            let mut all = old;
+            all.extend(new);
+            let schema = all[0].schema();
+            self.run(&agg, AggregateMode::PartialReduce, all, schema)
+                .await?
+        };
+        if let Some(t) = &touched {
+            // One batch per step, retractions first: readers see each change whole.
+            let after = self.finalize(&agg, t.select(&self.state)?).await?;
+            let mut changes = Vec::new();
+            for (batches, op) in [(before, "-"), (after, "+")] {
+                for batch in batches {
+                    let batch = self.plan.apply_post(batch)?;
+                    if batch.num_rows() > 0 {
+                        changes.push(with_op(&batch, op)?);
+                    }
+                }
+            }
+            if let Some(first) = changes.first() {
+                out.append.push(datafusion::arrow::compute::concat_batches(
+                    &first.schema(),
+                    &changes,
+                )?);
+            }
+        }
         let closed_now = self.close_windows(&agg).await?;
+        if self.changes {
+            // Closed windows were emitted as they changed; closing only drops their state.
+            return Ok(out);
+        }
         if self.keeps_closed {
             self.closed.extend(closed_now);
             self.apply_retention(&agg)?;
@@ -327,12 +391,8 @@ impl Operator {
             for batch in &self.closed {
                 view.push(self.plan.apply_post(batch.clone())?);
             }
-            if let Some(first) = self.state.first() {
-                let schema = first.schema();
-                for batch in self
-                    .run(&agg, AggregateMode::Final, self.state.clone(), schema)
-                    .await?
-                {
+            if !self.view_final {
+                for batch in self.finalize(&agg, self.state.clone()).await? {
                     view.push(self.plan.apply_post(batch)?);
                 }
             }
@@ -453,5 +513,72 @@ impl Operator {
 
     pub fn is_windowed(&self) -> bool {
         self.aggregate().is_some_and(|a| a.window.is_some())
+    }
+}
+
+/// The name of the change column of `EMIT CHANGES` output.
+pub const OP_COLUMN: &str = "_op";
+
+/// `batch` with an `_op` column of `op` ('+' or '-') appended.
+pub fn with_op(batch: &RecordBatch, op: &str) -> Result<RecordBatch> {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(OP_COLUMN, DataType::Utf8, false)));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(vec![op; batch.num_rows()])));
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// A set of group keys (the first `groups` columns of partial-state batches), to pick
+/// the state rows of the groups a step touched.
+struct GroupSet {
+    converter: datafusion::arrow::row::RowConverter,
+    groups: usize,
+    keys: std::collections::HashSet<Box<[u8]>>,
+}
+
+impl GroupSet {
+    fn of(batches: &[RecordBatch], groups: usize) -> Result<GroupSet> {
+        use datafusion::arrow::row::{RowConverter, SortField};
+        let schema = batches[0].schema();
+        let converter = RowConverter::new(
+            schema.fields()[..groups]
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        let mut keys = std::collections::HashSet::new();
+        for batch in batches {
+            let rows = converter.convert_columns(&batch.columns()[..groups])?;
+            keys.extend(rows.iter().map(|r| Box::<[u8]>::from(r.as_ref())));
+        }
+        Ok(GroupSet {
+            converter,
+            groups,
+            keys,
+        })
+    }
+
+    /// The rows of `batches` whose group is in the set.
+    fn select(&self, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for batch in batches {
+            let rows = self
+                .converter
+                .convert_columns(&batch.columns()[..self.groups])?;
+            let mask: BooleanArray = rows
+                .iter()
+                .map(|r| Some(self.keys.contains(r.as_ref())))
+                .collect();
+            let selected = filter_record_batch(batch, &mask)?;
+            if selected.num_rows() > 0 {
+                out.push(selected);
+            }
+        }
+        Ok(out)
     }
 }

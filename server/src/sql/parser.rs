@@ -160,9 +160,10 @@ fn parse_weir_statement(p: &mut Parser) -> Option<Result<WeirStatement, ParserEr
         return Some((|| {
             let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
             let name = object_name(&p.parse_object_name(false)?);
-            let options = p.parse_options(Keyword::WITH)?;
+            let mut options = p.parse_options(Keyword::WITH)?;
             p.expect_keyword(Keyword::AS)?;
             let query = p.parse_query()?;
+            parse_emit(p, &mut options)?;
             Ok(WeirStatement::CreateMaterializedView {
                 name,
                 if_not_exists,
@@ -252,9 +253,11 @@ fn parse_create_stream(p: &mut Parser) -> Result<WeirStatement, ParserError> {
             break;
         }
     }
-    let options = p.parse_options(Keyword::WITH)?;
+    let mut options = p.parse_options(Keyword::WITH)?;
     let query = if p.parse_keyword(Keyword::AS) {
-        Some(p.parse_query()?)
+        let query = p.parse_query()?;
+        parse_emit(p, &mut options)?;
+        Some(query)
     } else {
         None
     };
@@ -266,6 +269,48 @@ fn parse_create_stream(p: &mut Parser) -> Result<WeirStatement, ParserError> {
         options,
         query,
     })))
+}
+
+/// A trailing `EMIT CHANGES` / `EMIT FINAL` / `EMIT ON WINDOW CLOSE` after a continuous
+/// query's SELECT, kept as the option `emit = 'changes' | 'final'` (the same as writing it
+/// in `WITH (...)`).
+fn parse_emit(
+    p: &mut Parser,
+    options: &mut Vec<datafusion::sql::sqlparser::ast::SqlOption>,
+) -> Result<(), ParserError> {
+    use datafusion::sql::sqlparser::ast::{Ident, SqlOption, Value};
+    if !word_is(&p.peek_token(), "EMIT") {
+        return Ok(());
+    }
+    p.next_token();
+    let mode = if word_is(&p.peek_token(), "CHANGES") {
+        p.next_token();
+        "changes"
+    } else if word_is(&p.peek_token(), "FINAL") {
+        p.next_token();
+        "final"
+    } else if p.parse_keywords(&[Keyword::ON, Keyword::WINDOW]) && word_is(&p.peek_token(), "CLOSE")
+    {
+        p.next_token();
+        "final"
+    } else {
+        return p.expected(
+            "CHANGES, FINAL or ON WINDOW CLOSE after EMIT",
+            p.peek_token(),
+        );
+    };
+    if options.iter().any(
+        |o| matches!(o, SqlOption::KeyValue { key, .. } if key.value.eq_ignore_ascii_case("emit")),
+    ) {
+        return Err(ParserError::ParserError(
+            "EMIT is given twice (in WITH and after the query); keep one".into(),
+        ));
+    }
+    options.push(SqlOption::KeyValue {
+        key: Ident::new("emit"),
+        value: Expr::Value(Value::SingleQuotedString(mode.into()).into()),
+    });
+    Ok(())
 }
 
 #[cfg(test)]

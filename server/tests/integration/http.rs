@@ -514,10 +514,34 @@ fn push_query_streams_rows_and_windows_as_they_close() {
     let got = read_events(&mut windows, |e, _| e == "watermark");
     assert_eq!(got.last().unwrap().1["watermark"], "2024-01-01T00:00:11");
 
+    // An unwindowed aggregate streams its changes: retract the old row, add the new.
+    let mut counts = open("SELECT page, count(*) AS n FROM clicks GROUP BY page");
+    read_events(&mut counts, |e, _| e == "ready");
+    for _ in 0..2 {
+        weir.ingest(
+            "clicks",
+            "application/x-ndjson",
+            "{\"page\": \"/c\", \"ts\": \"2024-01-01T00:00:13Z\"}\n",
+        );
+        weir.sql_ok("FLUSH");
+    }
+    let got = read_events(&mut counts, |e, d| {
+        e == "rows" && d["ops"] == json!(["-", "+"])
+    });
+    let changes: Vec<_> = got.iter().filter(|(e, _)| e == "rows").collect();
+    assert_eq!(changes[0].1, json!({"rows": [["/c", 1]], "ops": ["+"]}));
+    assert_eq!(
+        changes[1].1,
+        json!({"rows": [["/c", 1], ["/c", 2]], "ops": ["-", "+"]})
+    );
+
     let (status, body) = weir
         .client
         .get(format!("{}/v1/sql/stream", weir.url))
-        .query(&[("sql", "SELECT page, count(*) FROM clicks GROUP BY page")])
+        .query(&[(
+            "sql",
+            "SELECT page, count(*) FROM clicks GROUP BY page EMIT FINAL",
+        )])
         .send()
         .map(|r| (r.status().as_u16(), r.text().unwrap()))
         .unwrap();
@@ -591,9 +615,19 @@ fn dashboards_are_kept_across_restart() {
     renamed["title"] = "Operations".into();
     assert_eq!(put(&weir, "ops", renamed).0, 200);
 
-    let (status, err) = put(&weir, "bad", serde_json::json!({"title": "x", "panels": [{"sql": "SELECT 1", "chart": "pie"}]}));
+    let (status, err) = put(
+        &weir,
+        "bad",
+        serde_json::json!({"title": "x", "panels": [{"sql": "SELECT 1", "chart": "pie"}]}),
+    );
     assert_eq!(status, 400);
-    assert!(err["error"]["message"].as_str().unwrap().contains("panel 1"), "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("panel 1"),
+        "{err}"
+    );
     let (status, _) = put(&weir, "no/slug", board.clone());
     assert!(status == 400 || status == 404, "{status}");
 
