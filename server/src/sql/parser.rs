@@ -286,12 +286,10 @@ fn parse_emit(
     let mode = if word_is(&p.peek_token(), "CHANGES") {
         p.next_token();
         "changes"
-    } else if word_is(&p.peek_token(), "FINAL") {
-        p.next_token();
-        "final"
-    } else if p.parse_keywords(&[Keyword::ON, Keyword::WINDOW]) && word_is(&p.peek_token(), "CLOSE")
+    } else if word_is(&p.peek_token(), "FINAL")
+        || (p.parse_keywords(&[Keyword::ON, Keyword::WINDOW]) && word_is(&p.peek_token(), "CLOSE"))
     {
-        p.next_token();
+        p.next_token(); // FINAL or CLOSE
         "final"
     } else {
         return p.expected(
