@@ -11,6 +11,8 @@ pub mod catalog;
 pub mod clock;
 /// Typed configuration, defaulted in one place.
 pub mod config;
+/// Generator streams (Nexmark, datagen): rows from options.
+pub mod connector;
 /// Runs statements and writes.
 pub mod engine;
 /// Request bodies (NDJSON, JSON, CSV, Arrow IPC) to Arrow batches, with precise errors.

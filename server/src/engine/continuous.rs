@@ -277,6 +277,7 @@ impl Engine {
     /// input when FLUSH started. Queries are waited for in creation order, so a query
     /// reading another's output sees what that one wrote for this FLUSH.
     pub(super) async fn flush(&self) -> Result<StatementResult> {
+        self.wait_for_unpaced_generators(FLUSH_TIMEOUT).await?;
         let mut queries: Vec<Arc<RunningQuery>> = self.queries.lock().values().cloned().collect();
         queries.sort_by_key(|q| q.def.id);
         for query in queries {

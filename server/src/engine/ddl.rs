@@ -58,8 +58,31 @@ impl Engine {
                 "stream \"{name}\" already exists; use CREATE STREAM IF NOT EXISTS, or DROP STREAM {name} first"
             )));
         }
-        let schema = self.build_schema(&create).await?;
-        let options = StreamOptions::parse(&create.options).map_err(Error::Invalid)?;
+        let mut options = StreamOptions::parse(&create.options).map_err(Error::Invalid)?;
+        let declared = if create.columns.is_empty() {
+            None
+        } else {
+            Some(self.build_schema(&create).await?)
+        };
+        let generator = crate::connector::GeneratorSpec::from_options_with_schema(
+            &options.other,
+            self.clock.now_ms(),
+            declared.clone().map(Arc::new),
+        )
+        .map_err(Error::Invalid)?;
+        let schema = match (declared, &generator) {
+            (Some(schema), _) => schema,
+            (None, Some(spec)) => spec.schema().as_ref().clone(),
+            (None, None) => self.build_schema(&create).await?,
+        };
+        if let Some(spec) = &generator {
+            // Persist the resolved options (base time included): a restart makes the same rows.
+            let resolved = spec.resolved_options();
+            options
+                .other
+                .retain(|(k, _)| !resolved.iter().any(|(r, _)| r == k));
+            options.other.extend(resolved);
+        }
         for key in &options.key {
             if schema.index_of(key).is_err() {
                 return Err(Error::Invalid(format!(
@@ -68,11 +91,22 @@ impl Engine {
                 )));
             }
         }
-        let watermark = create
-            .watermark
-            .as_ref()
-            .map(|w| watermark_def(w, &schema))
-            .transpose()?;
+        let watermark = match (
+            &create.watermark,
+            generator.as_ref().and_then(|g| g.watermark()),
+        ) {
+            (Some(w), _) => Some(watermark_def(w, &schema)?),
+            (None, Some((column, delay_ms))) => Some(WatermarkDef {
+                expression: if delay_ms % 1000 == 0 {
+                    format!("{column} - INTERVAL '{}' SECOND", delay_ms / 1000)
+                } else {
+                    format!("{column} - INTERVAL '{delay_ms}' MILLISECOND")
+                },
+                column,
+                delay_ms,
+            }),
+            (None, None) => None,
+        };
         let def = stream_def(
             name.clone(),
             catalog.allocate_id(),
@@ -88,7 +122,8 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e.into());
         }
-        self.streams.write().insert(name.clone(), stream);
+        self.streams.write().insert(name.clone(), stream.clone());
+        self.start_generator(&stream);
         tracing::info!(stream = %name, "created stream");
         Ok(ok(format!("created stream {name}")))
     }
@@ -115,6 +150,7 @@ impl Engine {
             }
             return Err(unknown_stream_error(name));
         };
+        self.stop_generator(name);
         self.streams.write().remove(name);
         let dir = self.config.data_dir.join("streams").join(def.dir_name());
         // Scans still running hold open files; unlinking does not disturb them.

@@ -8,6 +8,7 @@ mod continuous;
 mod dashboards;
 mod ddl;
 mod error;
+mod generators;
 mod push;
 mod show;
 
@@ -100,6 +101,8 @@ pub struct Engine {
     queries: parking_lot::Mutex<std::collections::BTreeMap<String, Arc<RunningQuery>>>,
     session: SessionContext,
     retention_task: tokio::task::JoinHandle<()>,
+    /// Generator streams' tasks, by stream name.
+    generators: parking_lot::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,6 +116,9 @@ impl std::fmt::Debug for Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.retention_task.abort();
+        for task in self.generators.lock().values() {
+            task.abort();
+        }
         // Query tasks hold their query alive; stop them so nothing writes after close.
         for query in self.queries.lock().values() {
             query.stop();
@@ -184,8 +190,12 @@ impl Engine {
             queries: Default::default(),
             session,
             retention_task,
+            generators: Default::default(),
         });
         engine.start_catalog_queries().await;
+        for stream in engine.streams() {
+            engine.start_generator(&stream);
+        }
         Ok(engine)
     }
 
@@ -205,9 +215,68 @@ impl Engine {
         self.views.read().keys().cloned().collect()
     }
 
+    /// Starts the generator of a stream created `WITH (connector = ...)`, if it has one.
+    fn start_generator(&self, stream: &Arc<Stream>) {
+        match generators::spec_of(&stream.def) {
+            Ok(Some(spec)) => {
+                let task = tokio::spawn(generators::run(stream.clone(), Arc::new(spec)));
+                if let Some(old) = self
+                    .generators
+                    .lock()
+                    .insert(stream.name().to_string(), task)
+                {
+                    old.abort();
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(stream = stream.name(), "cannot start its generator: {e}"),
+        }
+    }
+
+    /// FLUSH: a bounded generator without a rate (a benchmark or test input) counts as
+    /// input written so far, so FLUSH waits for it to finish.
+    async fn wait_for_unpaced_generators(&self, timeout: std::time::Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pending: Vec<String> = {
+                let tasks = self.generators.lock();
+                self.streams()
+                    .iter()
+                    .filter(|s| tasks.get(s.name()).is_some_and(|t| !t.is_finished()))
+                    .filter(|s| {
+                        generators::spec_of(&s.def)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|g| g.rate().is_none() && g.max_events().is_some())
+                    })
+                    .map(|s| s.name().to_string())
+                    .collect()
+            };
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Invalid(format!(
+                    "FLUSH timed out waiting for generator stream(s) {}",
+                    pending.join(", ")
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    fn stop_generator(&self, name: &str) {
+        if let Some(task) = self.generators.lock().remove(name) {
+            task.abort();
+        }
+    }
+
     /// Stops every continuous query between steps and waits for them: after this,
     /// nothing the engine started writes (call before closing the data dir).
     pub async fn shutdown(&self) {
+        for (_, task) in self.generators.lock().drain() {
+            task.abort();
+        }
         for query in self.queries() {
             query.shutdown().await;
         }

@@ -29,6 +29,8 @@ const PASS_THROUGH: &[&str] = &[
     "rate",
     "max_events",
     "base_time",
+    "seed",
+    "rows_per_second",
     "segment_bytes",
 ];
 
@@ -70,7 +72,9 @@ impl StreamOptions {
                         })?)
                     }
                 }
-                other if PASS_THROUGH.contains(&other) => out.other.push((name, text)),
+                other if PASS_THROUGH.contains(&other) || other.starts_with("fields.") => {
+                    out.other.push((name, text))
+                }
                 other => {
                     return Err(format!(
                         "unknown option {other:?}; CREATE STREAM accepts partitions, key, retention, \

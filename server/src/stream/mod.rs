@@ -117,6 +117,32 @@ impl Stream {
         } else {
             routing::split_by_key(batch, &self.key_indices, self.partitions.len())?
         };
+        self.write_parts(batch, parts)
+    }
+
+    /// Like [`Self::append`], but a stream without a key spreads the batch over all its
+    /// partitions in equal contiguous slices (generators, which write large batches).
+    pub fn append_spread(&self, batch: &RecordBatch) -> Result<Vec<PartitionWrite>, LogError> {
+        let n = self.partitions.len();
+        if !self.key_indices.is_empty() || n == 1 || batch.num_rows() < n {
+            return self.append(batch);
+        }
+        let first = self.next_partition.fetch_add(1, Ordering::Relaxed);
+        let rows = batch.num_rows();
+        let parts = (0..n)
+            .map(|i| {
+                let (start, end) = (rows * i / n, rows * (i + 1) / n);
+                ((first + i) % n, batch.slice(start, end - start))
+            })
+            .collect();
+        self.write_parts(batch, parts)
+    }
+
+    fn write_parts(
+        &self,
+        batch: &RecordBatch,
+        parts: Vec<(usize, RecordBatch)>,
+    ) -> Result<Vec<PartitionWrite>, LogError> {
         let mut writes = Vec::with_capacity(parts.len());
         for (p, part) in &parts {
             let appended = self.partitions[*p].append(part)?;
