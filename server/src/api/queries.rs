@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState, values};
 use crate::catalog::QueryKind;
 use crate::engine::Error;
-use crate::runtime::RunningQuery;
+use crate::runtime::{OperatorReport, RunningQuery};
 use crate::types::sql_type_name;
 
 fn kind(kind: QueryKind) -> &'static str {
@@ -20,19 +20,46 @@ fn kind(kind: QueryKind) -> &'static str {
     }
 }
 
-/// The plan as a graph, source first: one node per operator, edges between neighbours.
-fn plan_graph(query: &RunningQuery) -> Value {
+fn timestamp_text(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S%.f")
+        .to_string()
+}
+
+/// The plan as a graph, source first: one node per operator with its live figures,
+/// edges between neighbours.
+fn plan_graph(query: &RunningQuery, reports: &[OperatorReport], rate: f64) -> Value {
     let mut labels: Vec<String> = query.plan.operators.iter().rev().cloned().collect();
     labels.push(match query.def.kind {
         QueryKind::Stream => format!("Sink: stream {}", query.def.name),
         QueryKind::MaterializedView => format!("Sink: materialized view {}", query.def.name),
     });
+    let m = &query.metrics;
+    let rows_in = m.rows_in.load(Ordering::Relaxed);
+    let rows_out = m.rows_out.load(Ordering::Relaxed);
     let nodes: Vec<Value> = labels
         .iter()
         .enumerate()
         .map(|(i, label)| {
             let kind = label.split(':').next().unwrap_or("").to_lowercase();
-            json!({"id": i, "kind": kind, "label": label})
+            let mut node = json!({"id": i, "kind": kind, "label": label});
+            match kind.as_str() {
+                "source" => {
+                    node["rows_out"] = json!(rows_in);
+                    node["rows_per_second"] = json!(rate);
+                }
+                "aggregate" => {
+                    node["rows_in"] = json!(m.aggregate_rows_in.load(Ordering::Relaxed));
+                    node["state_rows"] = json!(reports.iter().map(|r| r.state_rows).sum::<u64>());
+                    node["state_bytes"] = json!(reports.iter().map(|r| r.state_bytes).sum::<u64>());
+                    node["late_rows"] = json!(m.late_rows.load(Ordering::Relaxed));
+                    node["parallelism"] = json!(reports.len());
+                }
+                "sink" => node["rows_in"] = json!(rows_out),
+                _ => {}
+            }
+            node
         })
         .collect();
     let edges: Vec<Value> = (1..labels.len())
@@ -43,12 +70,9 @@ fn plan_graph(query: &RunningQuery) -> Value {
 
 fn query_json(query: &RunningQuery, detail: bool) -> Value {
     let watermark = query.watermark_ns.load(Ordering::Relaxed);
-    let watermark = (watermark != i64::MIN).then(|| {
-        chrono::DateTime::from_timestamp_nanos(watermark)
-            .naive_utc()
-            .format("%Y-%m-%dT%H:%M:%S%.f")
-            .to_string()
-    });
+    let watermark = (watermark != i64::MIN).then(|| timestamp_text(watermark));
+    let reports = query.reports();
+    let rate = query.metrics.rows_per_second(query.started);
     let source = &query.plan.source;
     let progress: Vec<Value> = query
         .progress()
@@ -56,8 +80,19 @@ fn query_json(query: &RunningQuery, detail: bool) -> Value {
         .zip(source.partitions())
         .enumerate()
         .map(|(p, (done, log))| {
+            // Every operator follows every partition's event time; take the furthest.
+            let watermark = reports
+                .iter()
+                .filter_map(|r| r.partitions.get(p).and_then(|(w, _)| *w))
+                .max()
+                .map(timestamp_text);
+            let idle = reports
+                .first()
+                .and_then(|r| r.partitions.get(p))
+                .is_some_and(|(_, idle)| *idle);
             json!({"partition": p, "processed_offset": done, "committed_offset": log.committed_offset(),
-                   "lag": log.committed_offset().saturating_sub(*done)})
+                   "lag": log.committed_offset().saturating_sub(*done),
+                   "watermark": watermark, "idle": idle})
         })
         .collect();
     let mut v = json!({
@@ -68,17 +103,32 @@ fn query_json(query: &RunningQuery, detail: bool) -> Value {
         "source": query.def.source,
         "status": query.status(),
         "parallelism": query.parallelism(),
+        "emit": if query.def.emit_changes { "changes" } else { "final" },
         "watermark": watermark,
         "rows_in": query.metrics.rows_in.load(Ordering::Relaxed),
         "rows_out": query.metrics.rows_out.load(Ordering::Relaxed),
+        "rows_per_second": rate,
         "late_rows": query.metrics.late_rows.load(Ordering::Relaxed),
         "state_rows": query.state_rows(),
+        "state_bytes": reports.iter().map(|r| r.state_bytes).sum::<u64>(),
         "lag": progress.iter().map(|p| p["lag"].as_u64().unwrap_or(0)).sum::<u64>(),
         "created_at_ms": query.def.created_at_ms,
     });
     if detail {
-        v["plan"] = plan_graph(query);
+        let mut open = std::collections::BTreeMap::<i64, u64>::new();
+        for report in &reports {
+            for (end, groups) in &report.open_windows {
+                *open.entry(*end).or_default() += groups;
+            }
+        }
+        let open_windows: Vec<Value> = open
+            .into_iter()
+            .take(20)
+            .map(|(end, groups)| json!({"window_end": timestamp_text(end), "groups": groups}))
+            .collect();
+        v["plan"] = plan_graph(query, &reports, rate);
         v["progress"] = json!(progress);
+        v["open_windows"] = json!(open_windows);
     }
     v
 }

@@ -49,6 +49,45 @@ pub struct QueryMetrics {
     pub batches: AtomicU64,
     /// Rows dropped because all their windows had closed.
     pub late_rows: AtomicU64,
+    /// Rows that reached the aggregate (after the stateless steps).
+    pub aggregate_rows_in: AtomicU64,
+    /// (when, rows_in) of the last rate sample, and the rate then.
+    rate: Mutex<Option<(std::time::Instant, u64, f64)>>,
+}
+
+impl QueryMetrics {
+    /// Input rows per second over the last second or so (between calls); the first call
+    /// gives the rate since `started`.
+    pub fn rows_per_second(&self, started: std::time::Instant) -> f64 {
+        let now = std::time::Instant::now();
+        let rows = self.rows_in.load(Ordering::Relaxed);
+        let mut rate = self.rate.lock();
+        match *rate {
+            Some((at, _, r)) if now.duration_since(at) < std::time::Duration::from_secs(1) => r,
+            Some((at, before, _)) => {
+                let r = (rows - before) as f64 / now.duration_since(at).as_secs_f64();
+                *rate = Some((now, rows, r));
+                r
+            }
+            None => {
+                let r = rows as f64 / now.duration_since(started).as_secs_f64().max(1e-3);
+                *rate = Some((now, rows, r));
+                r
+            }
+        }
+    }
+}
+
+/// What an operator task last reported about itself, for the queries API and the
+/// console's "why no output yet?".
+#[derive(Debug, Clone, Default)]
+pub struct OperatorReport {
+    /// Per source partition: its watermark (ns) and whether it counts as idle.
+    pub partitions: Vec<(Option<i64>, bool)>,
+    pub state_rows: u64,
+    pub state_bytes: u64,
+    /// Open windows, earliest end first (at most 20): (window end ns, groups).
+    pub open_windows: Vec<(i64, u64)>,
 }
 
 /// What travels on the edge from a reader to an operator: the rows of one chunk of a
@@ -68,6 +107,7 @@ struct OperatorSlot {
     /// Asks the operator to re-check idleness now; answered once done (FLUSH).
     ticks: mpsc::Sender<oneshot::Sender<()>>,
     state_rows: AtomicU64,
+    report: Mutex<OperatorReport>,
 }
 
 /// A continuous query that is running (or failed).
@@ -78,6 +118,8 @@ pub struct RunningQuery {
     pub metrics: QueryMetrics,
     /// The query's watermark in nanoseconds (i64::MIN until known).
     pub watermark_ns: AtomicI64,
+    /// When this run of the query started (rates).
+    pub started: std::time::Instant,
     operators: Vec<OperatorSlot>,
     progressed: watch::Sender<()>,
     error: Mutex<Option<String>>,
@@ -140,6 +182,7 @@ impl RunningQuery {
                 progress: start.iter().map(|&o| AtomicU64::new(o)).collect(),
                 ticks,
                 state_rows: AtomicU64::new(0),
+                report: Mutex::new(OperatorReport::default()),
             });
             operator_inputs.push((tx, rx, tick_rx));
         }
@@ -149,6 +192,7 @@ impl RunningQuery {
             sink,
             metrics: QueryMetrics::default(),
             watermark_ns: AtomicI64::new(i64::MIN),
+            started: std::time::Instant::now(),
             operators,
             progressed,
             error: Mutex::new(None),
@@ -240,6 +284,14 @@ impl RunningQuery {
             .iter()
             .map(|o| o.state_rows.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// The operator tasks' last reports.
+    pub fn reports(&self) -> Vec<OperatorReport> {
+        self.operators
+            .iter()
+            .map(|o| o.report.lock().clone())
+            .collect()
     }
 
     /// Per source partition, the next offset not yet processed by every operator.
@@ -450,6 +502,10 @@ impl RunningQuery {
             }
             slot.state_rows
                 .store(operator.state_rows() as u64, Ordering::Relaxed);
+            *slot.report.lock() = operator.report();
+            self.metrics
+                .aggregate_rows_in
+                .store(operator.rows_in, Ordering::Relaxed);
             if let Some(store) = self.store.clone() {
                 let (windowed, watermark) = (operator.is_windowed(), operator.watermark);
                 let offset = progressed.filter(|_| !windowed);

@@ -172,6 +172,8 @@ pub struct Operator {
     last_active_ms: Vec<i64>,
     /// Offset after the last row each partition delivered.
     delivered: Vec<u64>,
+    /// Rows that reached the aggregate (after lateness filtering), for metrics.
+    pub rows_in: u64,
 }
 
 impl Operator {
@@ -210,6 +212,7 @@ impl Operator {
             emitted_ns,
             keeps_closed,
             retention_ns: plan_retention_ns,
+            rows_in: 0,
             changes: changes && !keeps_closed,
             view_final: keeps_closed && !changes,
             task: Arc::new(TaskContext::default()),
@@ -286,6 +289,7 @@ impl Operator {
                 }
                 input = kept;
             }
+            self.rows_in += input.num_rows() as u64;
             if input.num_rows() > 0 {
                 let schema = agg.input_schema.clone();
                 let input = RecordBatch::try_new(schema.clone(), input.columns().to_vec())?;
@@ -504,6 +508,44 @@ impl Operator {
             results = self.run(agg, AggregateMode::Final, closed, schema).await?;
         }
         Ok(results)
+    }
+
+    /// What the queries API shows about this operator.
+    pub fn report(&self) -> super::OperatorReport {
+        let now = self.clock.now_ms();
+        let partitions = self
+            .plan
+            .source
+            .partitions()
+            .iter()
+            .enumerate()
+            .map(|(p, log)| {
+                let idle = self.delivered[p] >= log.latest_offset()
+                    && now - self.last_active_ms[p] >= self.idle_timeout_ms;
+                (self.partition_watermarks[p], idle)
+            })
+            .collect();
+        let mut open = std::collections::BTreeMap::<i64, u64>::new();
+        if let Some(window) = self.aggregate().and_then(|a| a.window.as_ref()) {
+            for batch in &self.state {
+                if let Ok(ends) = nanos(batch.column(window.group_index).as_ref()) {
+                    for end in ends.into_iter().flatten() {
+                        *open.entry(end + window.end_offset_ns).or_default() += 1;
+                    }
+                }
+            }
+        }
+        super::OperatorReport {
+            partitions,
+            state_rows: self.state_rows() as u64,
+            state_bytes: self
+                .state
+                .iter()
+                .chain(&self.closed)
+                .map(|b| b.get_array_memory_size() as u64)
+                .sum(),
+            open_windows: open.into_iter().take(20).collect(),
+        }
     }
 
     /// The state's size, for metrics: groups still open.

@@ -367,6 +367,25 @@ fn windows_over_http_survive_restart() {
     assert_eq!(query["rows_in"], 4);
     assert_eq!(query["watermark"], "2024-01-01T00:00:11");
     assert_eq!(query["plan"]["nodes"][0]["kind"], "source");
+    assert_eq!(query["plan"]["nodes"][0]["rows_out"], 4);
+    assert!(query["rows_per_second"].as_f64().unwrap() > 0.0, "{query}");
+    let aggregate = query["plan"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "aggregate")
+        .expect("an aggregate node");
+    assert_eq!(aggregate["state_rows"], 1, "one group open: [10 s, 20 s)");
+    assert!(aggregate["state_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(aggregate["late_rows"], 1);
+    // "Why no output yet?": the open window and what holds the watermark.
+    assert_eq!(
+        query["open_windows"],
+        json!([{"window_end": "2024-01-01T00:00:20", "groups": 1}])
+    );
+    assert_eq!(query["progress"][0]["watermark"], "2024-01-01T00:00:11");
+    assert_eq!(query["progress"][0]["idle"], false);
+    assert_eq!(query["emit"], "final");
     assert_eq!(
         query["plan"]["edges"].as_array().unwrap().len() + 1,
         query["plan"]["nodes"].as_array().unwrap().len()
