@@ -27,6 +27,12 @@ fn main() {
     println!("cargo:rerun-if-env-changed=WEIR_SKIP_CONSOLE_BUILD");
 
     let skip = std::env::var_os("WEIR_SKIP_CONSOLE_BUILD").is_some_and(|v| v != "0");
+    if skip || !has_npm() {
+        // Embedding a dist built elsewhere: follow it (npm's own builds are not watched,
+        // since they happen during this script).
+        println!("cargo:rerun-if-changed={}", dist.display());
+        println!("cargo:rerun-if-changed={}", dist.join("assets").display());
+    }
     if !skip && console.join("package.json").exists() && has_npm() {
         if !console.join("node_modules").exists() {
             npm(&console, &["ci", "--no-audit", "--no-fund"]);

@@ -169,6 +169,9 @@ impl Engine {
         let hop = Arc::new(crate::planner::HopFunction::new(streams.clone()));
         session.register_udtf("hop", hop.clone());
         session.register_udtf("HOP", hop);
+        let sessions = Arc::new(crate::planner::SessionFunction::new(streams.clone()));
+        session.register_udtf("session", sessions.clone());
+        session.register_udtf("SESSION", sessions);
 
         let retention_task = tokio::spawn(ddl::retention_loop(
             streams.clone(),
@@ -381,6 +384,7 @@ impl Engine {
             let streams = self.streams.read();
             hide_metadata_columns(inner, &|name| streams.contains_key(name));
             crate::sql::rewrite_window_functions(inner);
+            crate::sql::session_keys(inner);
             name_insert_columns(inner, &|name| {
                 streams
                     .get(name)

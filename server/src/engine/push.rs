@@ -36,6 +36,11 @@ impl Engine {
             None => !windowed,
         };
         if let Some(agg) = &plan.aggregate {
+            if emit_changes && agg.window.as_ref().is_some_and(|w| w.session.is_some()) {
+                return Err(Error::Invalid(
+                    "EMIT CHANGES over SESSION windows is not available yet; use EMIT FINAL".into(),
+                ));
+            }
             if agg.window.is_none() && !emit_changes {
                 return Err(Error::Invalid(
                     "EMIT FINAL needs a window: an aggregate without one never finishes a group; \

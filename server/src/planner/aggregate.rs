@@ -32,6 +32,9 @@ pub struct WindowClose {
     pub end_offset_ns: i64,
     /// The key as written, for EXPLAIN.
     pub label: String,
+    /// Session windows: how their groups merge (set by the planner when the input is a
+    /// `SESSION(...)`).
+    pub session: Option<super::SessionWindow>,
 }
 
 /// A continuous aggregate: DataFusion's grouping and aggregate expressions.
@@ -156,6 +159,7 @@ pub fn plan_aggregate(state: &SessionState, agg: &Aggregate) -> Result<Aggregate
                     Expr::Column(c) => c.name.clone(),
                     other => other.to_string(),
                 },
+                session: None,
             })
         })
         .transpose()?;

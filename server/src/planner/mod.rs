@@ -10,10 +10,17 @@
 
 mod aggregate;
 mod hop;
+mod session;
 mod tumble;
 
 pub use aggregate::{AggregatePlan, WindowClose};
 pub use hop::HopFunction;
+pub use session::{SessionFunction, SessionTable, SessionWindow};
+
+/// Session bounds helpers shared with the runtime.
+pub mod session_bounds {
+    pub use super::session::{merge_intervals, timestamps};
+}
 pub use tumble::TumbleFunction;
 
 use std::fmt;
@@ -185,6 +192,7 @@ pub fn plan_continuous(
     let mut aggregate = None;
     let mut operators = Vec::new();
     let mut node = plan;
+    let mut session: Option<(Vec<String>, i64)> = None;
     let (source, scan_projection) = loop {
         match node {
             LogicalPlan::Projection(p) => {
@@ -256,6 +264,67 @@ pub fn plan_continuous(
                 });
                 break (source, scan_projection);
             }
+            LogicalPlan::TableScan(scan)
+                if datafusion::datasource::source_as_provider(&scan.source)
+                    .is_ok_and(|p| p.is::<SessionTable>()) =>
+            {
+                let provider = datafusion::datasource::source_as_provider(&scan.source)?;
+                let table = provider.downcast_ref::<SessionTable>().expect("checked");
+                let stream = table.stream.clone();
+                let user = datafusion::common::DFSchema::try_from(stream.schema.as_ref().clone())?;
+                let full = datafusion::catalog::TableProvider::schema(table);
+                // The scan's projection of the session table's columns, applied last.
+                if let Some(projection) = &scan.projection {
+                    steps.push(Step::Project {
+                        exprs: projection
+                            .iter()
+                            .map(|&i| {
+                                Arc::new(datafusion::physical_expr::expressions::Column::new(
+                                    full.field(i).name(),
+                                    i,
+                                )) as Arc<dyn PhysicalExpr>
+                            })
+                            .collect(),
+                        schema: Arc::new(full.project(projection)?),
+                    });
+                }
+                // Each event starts as its own session [ts, ts + gap); the operator merges.
+                let mut exprs = Vec::new();
+                for field in stream.schema.fields() {
+                    exprs.push(state.create_physical_expr(
+                        datafusion::logical_expr::col(field.name().as_str()),
+                        &user,
+                    )?);
+                }
+                let time = datafusion::logical_expr::col(table.time.as_str());
+                exprs.push(state.create_physical_expr(time.clone(), &user)?);
+                exprs.push(state.create_physical_expr(
+                    time + datafusion::logical_expr::lit(table.gap.clone()),
+                    &user,
+                )?);
+                steps.push(Step::Project {
+                    exprs,
+                    schema: full,
+                });
+                operators.push(format!(
+                    "Session: gap {} on {}, per [{}] (each event starts a session; sessions of a key that touch merge)",
+                    table.gap,
+                    table.time,
+                    table.keys.join(", ")
+                ));
+                operators.push(format!(
+                    "Source: {} ({} partition{})",
+                    stream.name(),
+                    stream.partitions().len(),
+                    if stream.partitions().len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
+                ));
+                session = Some((table.keys.clone(), table.gap_ns));
+                break (stream.clone(), (0..stream.schema.fields().len()).collect());
+            }
             LogicalPlan::TableScan(scan) => {
                 let name = scan.table_name.table();
                 let source = stream_of(name).ok_or_else(|| {
@@ -324,6 +393,40 @@ pub fn plan_continuous(
         }
     };
     steps.reverse();
+    if let Some((keys, gap_ns)) = session {
+        let window = aggregate
+            .as_mut()
+            .and_then(|a| a.window.as_mut().map(|w| (w, &a.group_names)));
+        let Some((window, groups)) = window else {
+            return Err(refuse(
+                "SESSION windows run continuously as an aggregate: GROUP BY window_start, window_end (and the session's keys)",
+            ));
+        };
+        let position = |name: &str| groups.iter().position(|g| g == name);
+        let (Some(start_index), Some(end_index)) =
+            (position("window_start"), position("window_end"))
+        else {
+            return Err(refuse(
+                "group a SESSION by both window_start and window_end",
+            ));
+        };
+        let key_indices = keys
+            .iter()
+            .map(|k| {
+                position(k).ok_or_else(|| {
+                    refuse(format!(
+                        "sessions are kept per {k}, so group by {k} as well"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        window.session = Some(SessionWindow {
+            start_index,
+            end_index,
+            key_indices,
+            gap_ns,
+        });
+    }
     Ok(ContinuousPlan {
         source,
         scan_projection,

@@ -30,7 +30,7 @@ impl TumbleFunction {
 const USAGE: &str = "use TUMBLE(stream, time_column, INTERVAL '10' SECOND)";
 
 /// An argument written as a bare name: a stream or a column.
-fn name_of(expr: &Expr) -> Option<String> {
+pub(super) fn name_of(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Column(c) => Some(c.name.clone()),
         Expr::Literal(ScalarValue::Utf8(Some(s)), _) => Some(s.clone()),

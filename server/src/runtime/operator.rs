@@ -95,11 +95,16 @@ pub fn split(plan: &ContinuousPlan, prepared: Prepared, parts: usize) -> Result<
         _ => return Ok(vec![prepared]),
     };
     let batch = &prepared.batch;
+    // Sessions: by the group keys without the (per-event) window bounds, so all of a
+    // key's sessions meet in one operator.
+    let session = agg.window.as_ref().and_then(|w| w.session.as_ref());
     let keys = agg
         .group_by
         .expr()
         .iter()
-        .map(|(e, _)| {
+        .enumerate()
+        .filter(|(i, _)| session.is_none_or(|s| *i != s.start_index && *i != s.end_index))
+        .map(|(_, (e, _))| {
             e.evaluate(batch)
                 .and_then(|v| v.into_array(batch.num_rows()))
         })
@@ -364,6 +369,9 @@ impl Operator {
             self.run(&agg, AggregateMode::PartialReduce, all, schema)
                 .await?
         };
+        if let Some(session) = agg.window.as_ref().and_then(|w| w.session.as_ref()) {
+            self.merge_sessions(&agg, session).await?;
+        }
         if let Some(t) = &touched {
             // One batch per step, retractions first: readers see each change whole.
             let after = self.finalize(&agg, t.select(&self.state)?).await?;
@@ -408,6 +416,42 @@ impl Operator {
                 .collect::<Result<_>>()?;
         }
         Ok(out)
+    }
+
+    /// Session windows: merges the sessions of a key that touch (the planner's module
+    /// docs), giving their rows the merged bounds, and re-merges their partial states.
+    async fn merge_sessions(
+        &mut self,
+        agg: &AggregatePlan,
+        session: &crate::planner::SessionWindow,
+    ) -> Result<()> {
+        use crate::planner::session_bounds::{merge_intervals, timestamps};
+        if self.state.is_empty() {
+            return Ok(());
+        }
+        let schema = self.state[0].schema();
+        let batch = datafusion::arrow::compute::concat_batches(&schema, &self.state)?;
+        let starts = nanos(batch.column(session.start_index).as_ref())?;
+        let ends = nanos(batch.column(session.end_index).as_ref())?;
+        let keys: Vec<_> = session
+            .key_indices
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let (merged_starts, merged_ends) = merge_intervals(&keys, &starts, &ends)?;
+        if merged_starts == starts && merged_ends == ends {
+            self.state = vec![batch];
+            return Ok(());
+        }
+        let mut columns = batch.columns().to_vec();
+        let time_type = schema.field(session.start_index).data_type().clone();
+        columns[session.start_index] = timestamps(merged_starts, &time_type)?;
+        columns[session.end_index] = timestamps(merged_ends, &time_type)?;
+        let rewritten = RecordBatch::try_new(schema.clone(), columns)?;
+        self.state = self
+            .run(agg, AggregateMode::PartialReduce, vec![rewritten], schema)
+            .await?;
+        Ok(())
     }
 
     /// A view `WITH (retention = 'd')` forgets closed windows that ended more than `d`

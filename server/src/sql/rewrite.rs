@@ -142,6 +142,8 @@ pub fn rewrite_flink_windows(sql: &str) -> String {
     let next_solid =
         |from: usize| (from..tokens.len()).find(|&i| !matches!(tokens[i], Token::Whitespace(_)));
     let mut drop = vec![false; tokens.len()];
+    // Text to put before a token (the keys of Flink's `SESSION(TABLE s PARTITION BY k, ...)`).
+    let mut before: Vec<Option<String>> = vec![None; tokens.len()];
     let mut found = false;
     let mut i = 0;
     while i < tokens.len() {
@@ -177,6 +179,25 @@ pub fn rewrite_flink_windows(sql: &str) -> String {
         drop[i] = true;
         drop[open] = true;
         drop[close] = true;
+        if is_word(&tokens[func], "SESSION")
+            && let Some(j) = (func..close).find(|&j| is_word(&tokens[j], "PARTITION"))
+            && let Some(by) = next_solid(j + 1).filter(|&k| is_word(&tokens[k], "BY"))
+        {
+            // PARTITION BY k1, k2 runs up to DESCRIPTOR; it becomes a trailing 'k1, k2'.
+            let end = (by..close)
+                .find(|&k| is_word(&tokens[k], "DESCRIPTOR"))
+                .unwrap_or(close);
+            let keys: String = tokens[by + 1..end].iter().map(|t| t.to_string()).collect();
+            let keys = keys.trim().trim_end_matches(',').trim().replace('\'', "");
+            for d in drop.iter_mut().take(end).skip(j) {
+                *d = true;
+            }
+            // Keep the comma that separated the stream from what followed.
+            if let Some(comma) = (j..end).rev().find(|&k| tokens[k] == Token::Comma) {
+                drop[comma] = false;
+            }
+            before[close - 1] = Some(format!(", '{keys}'"));
+        }
         for j in func..close {
             if is_word(&tokens[j], "TABLE") {
                 drop[j] = true;
@@ -198,9 +219,64 @@ pub fn rewrite_flink_windows(sql: &str) -> String {
     tokens
         .iter()
         .zip(drop)
-        .filter(|(_, d)| !d)
-        .map(|(t, _)| t.to_string())
+        .zip(before)
+        .map(|((t, d), b)| {
+            let mut text = b.unwrap_or_default();
+            if !d {
+                text.push_str(&t.to_string());
+            }
+            text
+        })
         .collect()
+}
+
+/// `SESSION(s, ts, gap)` keeps sessions per group key (SQL.md): the GROUP BY columns
+/// other than `window_start` / `window_end` become its fourth argument, `'k1, k2'`, so
+/// bounded and continuous queries mean the same sessions.
+pub fn session_keys(statement: &mut Statement) {
+    let _ = statement.visit(&mut SessionKeys);
+}
+
+struct SessionKeys;
+
+impl VisitorMut for SessionKeys {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{GroupByExpr, Value};
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let GroupByExpr::Expressions(groups, _) = &select.group_by else {
+            return ControlFlow::Continue(());
+        };
+        let keys: Vec<String> = groups
+            .iter()
+            .filter_map(|g| match g {
+                Expr::Identifier(i) => Some(normalize_ident(i)),
+                Expr::CompoundIdentifier(parts) => parts.last().map(normalize_ident),
+                _ => None,
+            })
+            .filter(|k| k != "window_start" && k != "window_end")
+            .collect();
+        for table in &mut select.from {
+            if let TableFactor::Table {
+                name,
+                args: Some(args),
+                ..
+            } = &mut table.relation
+                && object_name(name) == "session"
+                && args.args.len() == 3
+                && !keys.is_empty()
+            {
+                args.args
+                    .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
+                        Value::SingleQuotedString(keys.join(", ")).into(),
+                    ))));
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 struct HideMetadata<'a> {
