@@ -384,6 +384,7 @@ impl Engine {
             let streams = self.streams.read();
             hide_metadata_columns(inner, &|name| streams.contains_key(name));
             crate::sql::rewrite_window_functions(inner);
+            crate::sql::rewrite_group_windows(inner);
             crate::sql::session_keys(inner);
             name_insert_columns(inner, &|name| {
                 streams

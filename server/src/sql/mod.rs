@@ -10,8 +10,8 @@ mod rewrite;
 pub use options::{StreamOptions, parse_duration_ms};
 pub use parser::{ParsedStatement, parse_sql};
 pub use rewrite::{
-    Emit, hide_metadata_columns, name_insert_columns, rewrite_window_functions, session_keys,
-    strip_emit,
+    Emit, hide_metadata_columns, name_insert_columns, rewrite_group_windows,
+    rewrite_window_functions, session_keys, strip_emit,
 };
 
 use datafusion::sql::parser::Statement as DFStatement;

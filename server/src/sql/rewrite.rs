@@ -230,6 +230,88 @@ pub fn rewrite_flink_windows(sql: &str) -> String {
         .collect()
 }
 
+/// The GROUP BY spelling of hopping and session windows (Flink's legacy group windows):
+/// `SELECT hop_start(ts, slide, size), ... FROM s GROUP BY hop(ts, slide, size), k`
+/// becomes `SELECT window_start, ... FROM HOP(s, ts, slide, size) GROUP BY window_start,
+/// window_end, k`, and likewise `session(ts, gap)` with `session_start` / `session_end`
+/// becomes `SESSION(s, ts, gap)`. An event belongs to several hopping windows, which no
+/// scalar expression can say, so the window moves into FROM.
+pub fn rewrite_group_windows(statement: &mut Statement) {
+    let _ = statement.visit(&mut GroupWindows);
+}
+
+struct GroupWindows;
+
+impl VisitorMut for GroupWindows {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{GroupByExpr, TableFunctionArgs};
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let GroupByExpr::Expressions(groups, _) = &mut select.group_by else {
+            return ControlFlow::Continue(());
+        };
+        let found = groups.iter().enumerate().find_map(|(i, g)| match g {
+            Expr::Function(f) => {
+                let name = object_name(&f.name);
+                let FunctionArguments::List(list) = &f.args else {
+                    return None;
+                };
+                ((name == "hop" && list.args.len() == 3)
+                    || (name == "session" && list.args.len() == 2))
+                    .then(|| (i, name, list.args.clone()))
+            }
+            _ => None,
+        });
+        let Some((i, function, args)) = found else {
+            return ControlFlow::Continue(());
+        };
+        if select.from.len() != 1 || !select.from[0].joins.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let TableFactor::Table {
+            name,
+            args: table_args @ None,
+            ..
+        } = &mut select.from[0].relation
+        else {
+            return ControlFlow::Continue(());
+        };
+        let stream = object_name(name);
+        let mut all = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(
+            Expr::Identifier(Ident::new(stream)),
+        ))];
+        all.extend(args);
+        *table_args = Some(TableFunctionArgs {
+            args: all,
+            settings: None,
+        });
+        *name = ObjectName::from(vec![Ident::new(function.to_uppercase())]);
+        groups.splice(
+            i..=i,
+            [
+                Expr::Identifier(Ident::new("window_start")),
+                Expr::Identifier(Ident::new("window_end")),
+            ],
+        );
+        let (start, end) = (format!("{function}_start"), format!("{function}_end"));
+        let _ = visit_expressions_mut(select.as_mut(), |expr| {
+            if let Expr::Function(f) = expr {
+                let name = object_name(&f.name);
+                if name == start {
+                    *expr = Expr::Identifier(Ident::new("window_start"));
+                } else if name == end {
+                    *expr = Expr::Identifier(Ident::new("window_end"));
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        ControlFlow::Continue(())
+    }
+}
+
 /// `SESSION(s, ts, gap)` keeps sessions per group key (SQL.md): the GROUP BY columns
 /// other than `window_start` / `window_end` become its fourth argument, `'k1, k2'`, so
 /// bounded and continuous queries mean the same sessions.
