@@ -463,6 +463,22 @@ impl Operator {
             return Ok(());
         };
         let horizon = watermark - retention;
+        if window.session.is_some() {
+            // Sessions of a view live in the state (see close_windows).
+            let mut kept = Vec::with_capacity(self.state.len());
+            for batch in std::mem::take(&mut self.state) {
+                let ends = nanos(batch.column(window.group_index).as_ref())?;
+                let keep: BooleanArray = ends
+                    .iter()
+                    .map(|e| Some(e.is_none_or(|e| e > horizon)))
+                    .collect();
+                let batch = filter_record_batch(&batch, &keep)?;
+                if batch.num_rows() > 0 {
+                    kept.push(batch);
+                }
+            }
+            self.state = kept;
+        }
         let mut kept = Vec::with_capacity(self.closed.len());
         for batch in std::mem::take(&mut self.closed) {
             let ends = nanos(batch.column(window.group_index).as_ref())?;
@@ -519,6 +535,12 @@ impl Operator {
         let (Some(window), Some(watermark)) = (&agg.window, self.watermark) else {
             return Ok(Vec::new());
         };
+        if window.session.is_some() && self.keeps_closed && !self.view_final {
+            // A view keeps its sessions mergeable: an on-time event that touches a
+            // session whose end the watermark passed still joins it, so the view equals
+            // the sessions of every admitted event (a stream emits and forgets them).
+            return Ok(Vec::new());
+        }
         let mut closed = Vec::new();
         let mut open = Vec::new();
         for batch in std::mem::take(&mut self.state) {
@@ -574,7 +596,10 @@ impl Operator {
             for batch in &self.state {
                 if let Ok(ends) = nanos(batch.column(window.group_index).as_ref()) {
                     for end in ends.into_iter().flatten() {
-                        *open.entry(end + window.end_offset_ns).or_default() += 1;
+                        let end = end + window.end_offset_ns;
+                        if self.watermark.is_none_or(|w| end > w) {
+                            *open.entry(end).or_default() += 1;
+                        }
                     }
                 }
             }

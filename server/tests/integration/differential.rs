@@ -1,5 +1,5 @@
 //! The differential property of design/ARCHITECTURE.md (invariant 5): a continuous
-//! window view (tumbling, and hopping) equals a bounded DataFusion GROUP BY over exactly
+//! window view (tumbling, hopping, and session) equals a bounded DataFusion GROUP BY over exactly
 //! the (event, window) pairs it admitted, for many random seeds, with 1 and 2 source partitions and
 //! 1 and 2 operators (parallelism 2 = hash exchange on the group keys).
 //!
@@ -7,7 +7,9 @@
 //! following the rules of design/SQL.md: each INSERT is one batch (round-robin over
 //! partitions), FLUSH after each, a partition's watermark is its largest event time
 //! minus the delay, the query's is the minimum over partitions with rows, and a row is
-//! late when its window ended at or before the watermark its batch arrived under.
+//! late when its window ended at or before the watermark its batch arrived under (for
+//! sessions: when `ts + gap` is at or before it). For sessions the bounded query is a
+//! SESSION over exactly the admitted events.
 //! `WEIR_DIFFERENTIAL_SEEDS` sets the number of seeds (default 8).
 
 use std::sync::Arc;
@@ -47,13 +49,22 @@ fn windows(ts: i64, size_ms: i64) -> Vec<(i64, i64)> {
         .collect()
 }
 
+const GAP_MS: i64 = 2_000;
+
+/// The window shape of a case: hopping of this size (tumbling when it equals the slide),
+/// or sessions with a gap of [`GAP_MS`] when `None`.
+type Shape = Option<i64>;
+
 /// Runs one random case; returns how many events were late.
-async fn one_case(seed: u64, partitions: usize, parallelism: usize, size_ms: i64) -> usize {
+async fn one_case(seed: u64, partitions: usize, parallelism: usize, shape: Shape) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path()), Arc::new(SystemClock))
         .await
         .unwrap();
-    let window = if size_ms == SLIDE_MS {
+    let size_ms = shape.unwrap_or(0);
+    let window = if shape.is_none() {
+        format!("SESSION(ev, ts, INTERVAL '{GAP_MS}' MILLISECOND)")
+    } else if size_ms == SLIDE_MS {
         "TUMBLE(ev, ts, INTERVAL '5' SECOND)".to_string()
     } else {
         format!(
@@ -66,8 +77,9 @@ async fn one_case(seed: u64, partitions: usize, parallelism: usize, size_ms: i64
         &format!(
             "CREATE STREAM ev (k BIGINT, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '3' SECOND) WITH (partitions = {partitions});
              CREATE STREAM admitted (k BIGINT, v BIGINT, window_start TIMESTAMP);
+             CREATE STREAM admitted_events (k BIGINT, v BIGINT, ts TIMESTAMP);
              CREATE MATERIALIZED VIEW per_window WITH (parallelism = {parallelism}) AS
-               SELECT window_start, k, count(*) AS n, sum(v) AS total
+               SELECT window_start, window_end, k, count(*) AS n, sum(v) AS total
                FROM {window} GROUP BY window_start, window_end, k"
         ),
     )
@@ -105,7 +117,23 @@ async fn one_case(seed: u64, partitions: usize, parallelism: usize, size_ms: i64
         .await;
         // The (event, window) pairs the rules admit: windows still open when the batch came.
         let mut admitted = Vec::new();
-        for (k, v, ts) in &rows {
+        if shape.is_none() {
+            // Sessions: an event is late when ts + gap is at or before the watermark.
+            let on_time: Vec<String> = rows
+                .iter()
+                .filter(|(_, _, ts)| watermark.is_none_or(|w| ts + GAP_MS > w))
+                .map(|(k, v, ts)| format!("({k}, {v}, to_timestamp_millis({ts}))"))
+                .collect();
+            late_events += rows.len() - on_time.len();
+            if !on_time.is_empty() {
+                run(
+                    &engine,
+                    &format!("INSERT INTO admitted_events VALUES {}", on_time.join(", ")),
+                )
+                .await;
+            }
+        }
+        for (k, v, ts) in rows.iter().filter(|_| shape.is_some()) {
             let open: Vec<_> = windows(*ts, size_ms)
                 .into_iter()
                 .filter(|(_, end)| watermark.is_none_or(|w| *end > w))
@@ -135,14 +163,21 @@ async fn one_case(seed: u64, partitions: usize, parallelism: usize, size_ms: i64
     }
     let streaming = table(
         &engine,
-        "SELECT window_start, k, n, total FROM per_window ORDER BY window_start, k",
+        "SELECT window_start, window_end, k, n, total FROM per_window ORDER BY window_start, k",
     )
     .await;
-    let bounded = table(
-        &engine,
-        "SELECT window_start, k, count(*) AS n, sum(v) AS total FROM admitted GROUP BY 1, 2 ORDER BY 1, 2",
-    )
-    .await;
+    let bounded = match shape {
+        Some(size_ms) => format!(
+            "SELECT window_start, window_start + INTERVAL '{size_ms}' MILLISECOND AS window_end, k, count(*) AS n, sum(v) AS total
+             FROM admitted GROUP BY 1, 2, 3 ORDER BY 1, 3"
+        ),
+        None => format!(
+            "SELECT window_start, window_end, k, count(*) AS n, sum(v) AS total
+             FROM SESSION(admitted_events, ts, INTERVAL '{GAP_MS}' MILLISECOND)
+             GROUP BY window_start, window_end, k ORDER BY 1, 3"
+        ),
+    };
+    let bounded = table(&engine, &bounded).await;
     assert_eq!(streaming, bounded, "{case}");
     let query = engine.queries().pop().expect("the view's query");
     let late = query
@@ -162,10 +197,10 @@ fn window_views_equal_bounded_queries_over_admitted_events() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut late = 0;
-        for size_ms in [SLIDE_MS, 3 * SLIDE_MS] {
+        for shape in [Some(SLIDE_MS), Some(3 * SLIDE_MS), None] {
             for (partitions, parallelism) in [(1, 1), (2, 1), (1, 2), (2, 2)] {
                 for seed in 0..seeds {
-                    late += one_case(seed, partitions, parallelism, size_ms).await;
+                    late += one_case(seed, partitions, parallelism, shape).await;
                 }
             }
         }
