@@ -41,6 +41,8 @@ struct Inner {
     metrics: metrics::HttpMetrics,
     /// Serve the console from this directory instead of the embedded copy.
     console_dir: Option<std::path::PathBuf>,
+    /// Running push queries, for clients that reconnect.
+    push: push::PushSessions,
 }
 
 impl ApiState {
@@ -51,6 +53,7 @@ impl ApiState {
                 body_limit,
                 metrics: Default::default(),
                 console_dir: None,
+                push: Default::default(),
             }),
         }
     }
@@ -63,6 +66,7 @@ impl ApiState {
                 body_limit,
                 metrics: Default::default(),
                 console_dir: Some(dir),
+                push: Default::default(),
             }),
         }
     }

@@ -665,3 +665,99 @@ fn dashboards_are_kept_across_restart() {
     assert_eq!(deleted.status().as_u16(), 204);
     assert_eq!(weir.get("/v1/dashboards/ops").0, 404);
 }
+
+/// A push client that loses its connection resumes with Last-Event-ID: it gets the
+/// events after the last one it saw, including rows that arrived while it was away.
+#[test]
+fn a_push_client_resumes_with_last_event_id() {
+    let (_dir, weir) = started();
+    weir.sql_ok("CREATE STREAM clicks (page TEXT, ts TIMESTAMP)");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("{}/v1/sql/stream", weir.url);
+    let response = client
+        .get(&url)
+        .query(&[("sql", "SELECT page FROM clicks")])
+        .send()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(response);
+    let ready = read_event_ids(&mut reader, |e| e == "ready");
+    let (id, _) = ready.last().unwrap().clone();
+    assert!(id.ends_with(":0"), "{id}");
+    weir.ingest("clicks", "application/x-ndjson", "{\"page\": \"/one\"}\n");
+    let first = read_event_ids(&mut reader, |e| e == "rows");
+    let (seen, data) = first.last().unwrap().clone();
+    assert_eq!(data["rows"], json!([["/one"]]));
+    drop(reader); // the connection is lost
+
+    weir.ingest("clicks", "application/x-ndjson", "{\"page\": \"/two\"}\n");
+    weir.ingest("clicks", "application/x-ndjson", "{\"page\": \"/three\"}\n");
+    let response = client
+        .get(&url)
+        .header("Last-Event-ID", &seen)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut reader = std::io::BufReader::new(response);
+    let mut pages = Vec::new();
+    let resumed = read_event_ids(&mut reader, |e| {
+        if e == "rows" {
+            pages.push(());
+        }
+        pages.len() == 2
+    });
+    let rows: Vec<_> = resumed
+        .iter()
+        .filter(|(_, d)| d.get("rows").is_some())
+        .map(|(_, d)| d["rows"].clone())
+        .collect();
+    assert_eq!(rows, vec![json!([["/two"]]), json!([["/three"]])]);
+    let ids: Vec<u64> = resumed
+        .iter()
+        .map(|(i, _)| i.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    let seen_n: u64 = seen.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(ids.iter().all(|n| *n > seen_n), "{ids:?} after {seen_n}");
+
+    let gone = client
+        .get(&url)
+        .header("Last-Event-ID", "999999:3")
+        .send()
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 404);
+}
+
+/// Reads SSE events with their ids until `stop` says so (by event name).
+fn read_event_ids(
+    reader: &mut impl std::io::BufRead,
+    mut stop: impl FnMut(&str) -> bool,
+) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return events;
+        }
+        let text = line.trim_end();
+        if let Some(v) = text.strip_prefix("event:") {
+            event = v.trim().to_string();
+        } else if let Some(v) = text.strip_prefix("id:") {
+            id = v.trim().to_string();
+        } else if let Some(v) = text.strip_prefix("data:") {
+            data.push_str(v.trim());
+        } else if text.is_empty() && !event.is_empty() {
+            let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+            let done = stop(&event);
+            events.push((std::mem::take(&mut id), value));
+            event.clear();
+            data.clear();
+            if done {
+                return events;
+            }
+        }
+    }
+}
