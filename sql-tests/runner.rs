@@ -24,6 +24,13 @@ use weir::clock::ManualClock;
 use weir::engine::{Engine, EngineConfig, StatementResult};
 
 fn main() {
+    // WEIR_LOG=info (or debug) shows the engine's logs while the files run.
+    if let Ok(filter) = std::env::var("WEIR_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .init();
+    }
     let args = Arguments::from_args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql-tests");
     let mut files = Vec::new();

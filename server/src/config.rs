@@ -23,6 +23,12 @@ pub struct Config {
     pub retention_check_interval_secs: u64,
     /// Serve the console from this directory instead of the embedded copy. Default none.
     pub console_dir: Option<PathBuf>,
+    /// Milliseconds between checkpoints of continuous queries; results become visible
+    /// at checkpoints, so this is their freshness. Default 1000.
+    pub checkpoint_interval_ms: u64,
+    /// Where checkpoints are kept: a directory, or `s3://bucket/prefix`. Default
+    /// `{data_dir}/checkpoints`.
+    pub storage: Option<String>,
 }
 
 impl Default for Config {
@@ -34,6 +40,8 @@ impl Default for Config {
             segment_bytes: 64 << 20,
             retention_check_interval_secs: 30,
             console_dir: None,
+            checkpoint_interval_ms: 1000,
+            storage: None,
         }
     }
 }
@@ -51,6 +59,9 @@ impl Config {
         engine.segment_bytes = self.segment_bytes;
         engine.retention_interval =
             std::time::Duration::from_secs(self.retention_check_interval_secs.max(1));
+        engine.checkpoint_interval =
+            std::time::Duration::from_millis(self.checkpoint_interval_ms.max(10));
+        engine.storage = self.storage.clone();
         engine
     }
 }

@@ -45,6 +45,32 @@ struct ServeArgs {
     /// built into the binary; for console development.
     #[arg(long, env = "WEIR_CONSOLE_DIR")]
     console_dir: Option<PathBuf>,
+    /// Time between checkpoints of continuous queries, e.g. 1s or 100ms; results become
+    /// visible at checkpoints [default: 1s]
+    #[arg(long, env = "WEIR_CHECKPOINT_INTERVAL", value_parser = parse_interval_ms)]
+    checkpoint_interval: Option<u64>,
+    /// Where checkpoints are kept: a directory or s3://bucket/prefix (credentials from the
+    /// usual AWS_* variables; AWS_ENDPOINT_URL for an S3-compatible server)
+    /// [default: DATA_DIR/checkpoints]
+    #[arg(long, env = "WEIR_STORAGE")]
+    storage: Option<String>,
+}
+
+/// `100ms`, `2s`, `1m`, or plain milliseconds.
+fn parse_interval_ms(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 100ms, 1s or 1m"))?;
+    match unit.trim() {
+        "" | "ms" => Ok(n),
+        "s" => Ok(n * 1000),
+        "m" => Ok(n * 60_000),
+        other => Err(format!(
+            "unknown unit {other:?} in {text:?}; use ms, s or m"
+        )),
+    }
 }
 
 impl ServeArgs {
@@ -68,6 +94,12 @@ impl ServeArgs {
         }
         if console_dir.is_some() {
             config.console_dir = console_dir;
+        }
+        if let Some(v) = self.checkpoint_interval {
+            config.checkpoint_interval_ms = v;
+        }
+        if self.storage.is_some() {
+            config.storage = self.storage;
         }
         Ok(config)
     }

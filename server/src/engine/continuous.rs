@@ -155,6 +155,20 @@ impl Engine {
                 )
             });
         let name = def.name.clone();
+        // Recovery: the newest complete checkpoint, and output no checkpoint covers removed.
+        let restored = self
+            .checkpoints
+            .latest(def.id)
+            .await
+            .map_err(|e| Error::Internal(format!("reading the checkpoints of {name}: {e}")))?;
+        let start = crate::runtime::Start {
+            store: Some(self.checkpoints.clone()),
+            restored: restored.clone(),
+            interval: self.config.checkpoint_interval,
+        };
+        if let Some(c) = &restored {
+            tracing::info!(query = %name, epoch = c.epoch, "restoring from checkpoint");
+        }
         let query = match output {
             Some(stream_def) => {
                 let stream = match self.stream(&stream_def.name) {
@@ -166,24 +180,24 @@ impl Engine {
                         s
                     }
                 };
-                let dir = self
-                    .config
-                    .data_dir
-                    .join("queries")
-                    .join(def.id.to_string());
-                RunningQuery::start(
-                    def,
-                    plan,
-                    Sink::Stream(stream),
-                    Some(dir),
-                    self.clock.clone(),
-                    late,
-                )
+                let ends = restored
+                    .as_ref()
+                    .map(|c| c.output_offsets.clone())
+                    .filter(|o| o.len() == stream.partitions().len())
+                    .unwrap_or_else(|| vec![0; stream.partitions().len()]);
+                let s = stream.clone();
+                let removed = tokio::task::spawn_blocking(move || s.rewind(&ends))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))??;
+                if removed > 0 {
+                    tracing::info!(query = %name, rows = removed, "removed output no checkpoint covers");
+                }
+                RunningQuery::start(def, plan, Sink::Stream(stream), start, self.clock.clone(), late)
             }
             None => {
                 let view = Arc::new(ViewState::new(plan.output_schema.clone()));
                 self.views.write().insert(name.clone(), view.clone());
-                RunningQuery::start(def, plan, Sink::View(view), None, self.clock.clone(), late)
+                RunningQuery::start(def, plan, Sink::View(view), start, self.clock.clone(), late)
             }
         }
         .map_err(|e| Error::Internal(format!("starting query {name}: {e}")))?;
@@ -231,6 +245,9 @@ impl Engine {
             q.stop();
         }
         self.views.write().remove(name);
+        if let Err(e) = self.checkpoints.delete_query(def.id).await {
+            tracing::warn!(query = name, "could not delete its checkpoints: {e}");
+        }
         let dir = self
             .config
             .data_dir
@@ -301,6 +318,13 @@ impl Engine {
                 .map_err(Error::Invalid)?;
             // Idleness depends on the clock alone: re-check it now.
             query.tick().await;
+            // Results become visible at commits: take one now.
+            query.checkpoint_now().await.map_err(|e| {
+                Error::Invalid(format!(
+                    "FLUSH could not checkpoint query {}: {e}",
+                    query.def.name
+                ))
+            })?;
         }
         Ok(ok("FLUSH".into()))
     }

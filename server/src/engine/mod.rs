@@ -44,6 +44,10 @@ pub struct EngineConfig {
     pub segment_bytes: u64,
     /// How often retention runs over every stream.
     pub retention_interval: Duration,
+    /// How often continuous queries checkpoint (and so publish their results).
+    pub checkpoint_interval: Duration,
+    /// Where checkpoints go: `None` for `{data_dir}/checkpoints`, or `s3://bucket/prefix`.
+    pub storage: Option<String>,
 }
 
 impl EngineConfig {
@@ -52,6 +56,8 @@ impl EngineConfig {
             data_dir: data_dir.into(),
             segment_bytes: 64 << 20,
             retention_interval: Duration::from_secs(30),
+            checkpoint_interval: Duration::from_secs(1),
+            storage: None,
         }
     }
 }
@@ -101,6 +107,10 @@ pub struct Engine {
     queries: parking_lot::Mutex<std::collections::BTreeMap<String, Arc<RunningQuery>>>,
     session: SessionContext,
     retention_task: tokio::task::JoinHandle<()>,
+    /// Where continuous queries keep their checkpoints.
+    checkpoints: crate::runtime::checkpoint::CheckpointStore,
+    /// How long start-up recovery took (streams and queries), in milliseconds.
+    pub recovery_ms: std::sync::atomic::AtomicU64,
     /// Generator streams' tasks, by stream name.
     generators: parking_lot::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
 }
@@ -173,6 +183,18 @@ impl Engine {
         session.register_udtf("session", sessions.clone());
         session.register_udtf("SESSION", sessions);
 
+        let checkpoints = match &config.storage {
+            Some(url) if url.starts_with("s3://") => {
+                crate::runtime::checkpoint::CheckpointStore::s3(url)
+            }
+            Some(path) => crate::runtime::checkpoint::CheckpointStore::local(std::path::Path::new(
+                path.strip_prefix("file://").unwrap_or(path),
+            )),
+            None => crate::runtime::checkpoint::CheckpointStore::local(
+                &config.data_dir.join("checkpoints"),
+            ),
+        }
+        .map_err(Error::Invalid)?;
         let retention_task = tokio::spawn(ddl::retention_loop(
             streams.clone(),
             config.retention_interval,
@@ -193,9 +215,21 @@ impl Engine {
             queries: Default::default(),
             session,
             retention_task,
+            checkpoints,
+            recovery_ms: Default::default(),
             generators: Default::default(),
         });
         engine.start_catalog_queries().await;
+        let recovery_ms = started.elapsed().as_millis() as u64;
+        engine
+            .recovery_ms
+            .store(recovery_ms, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            recovery_ms,
+            queries = engine.queries().len(),
+            "recovered continuous queries from their checkpoints ({})",
+            engine.checkpoints.location
+        );
         for stream in engine.streams() {
             engine.start_generator(&stream);
         }
@@ -279,6 +313,14 @@ impl Engine {
     pub async fn shutdown(&self) {
         for (_, task) in self.generators.lock().drain() {
             task.abort();
+        }
+        // A last checkpoint, so a restart has little to replay.
+        for query in self.queries() {
+            match tokio::time::timeout(Duration::from_secs(10), query.checkpoint_now()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(query = %query.def.name, "no final checkpoint: {e}"),
+                Err(_) => tracing::warn!(query = %query.def.name, "final checkpoint timed out"),
+            }
         }
         for query in self.queries() {
             query.shutdown().await;

@@ -76,9 +76,19 @@ impl Engine {
             emit_changes,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
-        let query =
-            RunningQuery::start(def, plan, Sink::Channel(tx), None, self.clock.clone(), None)
-                .map_err(|e| Error::Internal(format!("starting push query: {e}")))?;
+        let query = RunningQuery::start(
+            def,
+            plan,
+            Sink::Channel(tx),
+            crate::runtime::Start {
+                store: None,
+                restored: None,
+                interval: std::time::Duration::MAX,
+            },
+            self.clock.clone(),
+            None,
+        )
+        .map_err(|e| Error::Internal(format!("starting push query: {e}")))?;
         Ok((query, rx))
     }
 

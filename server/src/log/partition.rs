@@ -205,6 +205,77 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Makes every offset below `end_offset` durable and publishes exactly up to it (not
+    /// beyond): a derived stream's rows become readable when the checkpoint covering them
+    /// commits, while later rows already appended stay invisible.
+    pub fn commit_exact(&self, end_offset: u64) -> Result<()> {
+        let latest = self.latest_offset();
+        if end_offset > latest {
+            return Err(LogError::CommitBeyondEnd {
+                end: end_offset,
+                latest,
+            });
+        }
+        if self.durable.load(Ordering::Acquire) < end_offset {
+            let _sync = self.sync_lock.lock();
+            if self.durable.load(Ordering::Acquire) < end_offset {
+                self.sync_written()?;
+            }
+        }
+        self.publish_committed(end_offset);
+        Ok(())
+    }
+
+    /// Makes every offset below `end_offset` durable without publishing it.
+    pub fn sync_to(&self, end_offset: u64) -> Result<()> {
+        if self.durable.load(Ordering::Acquire) < end_offset {
+            let _sync = self.sync_lock.lock();
+            if self.durable.load(Ordering::Acquire) < end_offset {
+                self.sync_written()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the log back to `end`: every row at or after it is removed. For output that
+    /// no checkpoint covers, at recovery before anyone reads the stream; `end` must be a
+    /// frame boundary at or after the earliest retained offset.
+    pub fn rewind(&self, end: u64) -> Result<u64> {
+        let mut writer = self.writer.lock();
+        if end >= writer.next_offset {
+            return Ok(0);
+        }
+        let removed_rows = writer.next_offset - end;
+        let mut segments = self.segments.write();
+        if end < segments[0].base_offset() {
+            return Err(LogError::Unsupported(format!(
+                "cannot rewind {} to offset {end}: retention already deleted it",
+                self.dir.display()
+            )));
+        }
+        // Whole segments from `end` on go (but the first, which is cut instead).
+        let keep = segments
+            .partition_point(|seg| seg.base_offset() < end)
+            .max(1);
+        let dropped: Vec<_> = segments.drain(keep..).collect();
+        let last = segments.last().expect("at least one segment").clone();
+        last.truncate_at(end)?;
+        drop(segments);
+        for segment in &dropped {
+            std::fs::remove_file(segment.path())
+                .map_err(|e| LogError::io(segment.path(), "delete rewound segment", e))?;
+        }
+        if !dropped.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        writer.active = last;
+        writer.next_offset = end;
+        self.latest.store(end, Ordering::Release);
+        self.durable.fetch_min(end, Ordering::AcqRel);
+        self.committed.send_modify(|c| *c = (*c).min(end));
+        Ok(removed_rows)
+    }
+
     /// [`append`](Self::append) then [`commit`](Self::commit): the batch is durable and
     /// visible when this returns.
     pub fn append_durable(&self, batch: &RecordBatch) -> Result<Appended> {

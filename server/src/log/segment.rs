@@ -319,6 +319,34 @@ impl Segment {
         Ok(meta)
     }
 
+    /// Removes the frames at and after `offset`, which must start a frame (or be the
+    /// segment's end), and makes the cut durable.
+    pub fn truncate_at(&self, offset: u64) -> Result<()> {
+        let mut frames = self.frames.write();
+        let index = frames.partition_point(|f| f.offset < offset);
+        let position = match frames.get(index) {
+            Some(f) if f.offset == offset => f.position,
+            None if frames.last().map_or(self.base_offset, |f| f.end_offset()) == offset => {
+                return Ok(());
+            }
+            _ => {
+                return Err(LogError::Unsupported(format!(
+                    "offset {offset} is not a frame boundary in {}",
+                    self.path.display()
+                )));
+            }
+        };
+        self.file
+            .set_len(position)
+            .map_err(|e| LogError::io(&self.path, "truncate segment", e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| LogError::io(&self.path, "fsync truncated segment", e))?;
+        frames.truncate(index);
+        self.len.store(position, Ordering::Release);
+        Ok(())
+    }
+
     /// Makes everything written so far durable.
     pub fn sync(&self) -> Result<()> {
         self.file

@@ -17,6 +17,7 @@
 //! resumes there; a windowed one replays its input to rebuild state and persists the
 //! watermark up to which it emitted, so no window is written twice; a view rebuilds.
 
+pub mod checkpoint;
 mod operator;
 mod progress;
 mod sink;
@@ -51,6 +52,8 @@ pub struct QueryMetrics {
     pub late_rows: AtomicU64,
     /// Rows that reached the aggregate (after the stateless steps).
     pub aggregate_rows_in: AtomicU64,
+    /// Input rows retention deleted before this query read them.
+    pub input_lost_rows: AtomicU64,
     /// (when, rows_in) of the last rate sample, and the rate then.
     rate: Mutex<Option<(std::time::Instant, u64, f64)>>,
 }
@@ -91,13 +94,52 @@ pub struct OperatorReport {
 }
 
 /// What travels on the edge from a reader to an operator: the rows of one chunk of a
-/// partition meant for this operator, with the event time they carried. (Checkpoint
-/// barriers will travel on the same channel.)
-struct Chunk {
-    partition: usize,
-    /// Offset after the chunk's last row.
-    end: u64,
-    batches: Vec<Prepared>,
+/// partition meant for this operator, with the event time they carried; or a
+/// checkpoint barrier: the reader stopped at `offset` for checkpoint `epoch`.
+enum Message {
+    Chunk {
+        partition: usize,
+        /// Offset after the chunk's last row.
+        end: u64,
+        batches: Vec<Prepared>,
+    },
+    Barrier {
+        partition: usize,
+        epoch: u64,
+        offset: u64,
+    },
+}
+
+/// An operator's part of a checkpoint, sent to the query's coordinator.
+struct Snapshot {
+    operator: usize,
+    epoch: u64,
+    /// Where the readers stopped, per source partition.
+    offsets: Vec<u64>,
+    state: checkpoint::OperatorSnapshot,
+    /// A view's contents at the barrier, published when the checkpoint commits.
+    view: Option<Vec<RecordBatch>>,
+}
+
+/// The checkpointing of a catalog query (push queries have none).
+struct Checkpointing {
+    store: checkpoint::CheckpointStore,
+    interval: std::time::Duration,
+    /// The epoch readers are asked to stop at (a barrier).
+    barrier: watch::Sender<u64>,
+    /// The epoch whose snapshots are taken: readers and operators go on.
+    resumed: watch::Sender<u64>,
+    /// Ask for a checkpoint now; answered once one taken after the request committed.
+    requests: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
+    /// Last committed checkpoint: (epoch, milliseconds it took, when, unix ms).
+    last: Mutex<Option<(u64, u64, i64)>>,
+}
+
+/// How a query starts: from a checkpoint, or fresh from its start offsets.
+pub struct Start {
+    pub store: Option<checkpoint::CheckpointStore>,
+    pub restored: Option<checkpoint::Checkpoint>,
+    pub interval: std::time::Duration,
 }
 
 /// One operator task's handles.
@@ -124,7 +166,7 @@ pub struct RunningQuery {
     progressed: watch::Sender<()>,
     error: Mutex<Option<String>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    store: Option<progress::ProgressStore>,
+    checkpoints: Option<Checkpointing>,
     /// The late-data stream, and where its routing progress is kept (per operator).
     late: Option<(Arc<crate::stream::Stream>, std::path::PathBuf)>,
     /// Set to stop the tasks between steps (graceful shutdown).
@@ -146,46 +188,59 @@ impl Drop for RunningQuery {
 }
 
 impl RunningQuery {
-    /// Starts `plan` into `sink`. `progress_dir` (derived streams) persists progress;
-    /// without it (views, whose state is rebuilt) the query starts from its start offsets.
+    /// Starts `plan` into `sink`: from `start.restored` (a checkpoint: state, event time
+    /// and source offsets) or from the query's start offsets with empty state. With a
+    /// checkpoint store the query checkpoints every `start.interval` (derived streams
+    /// and views); without one (push queries) it never does.
     pub fn start(
         def: QueryDef,
         plan: ContinuousPlan,
         sink: Sink,
-        progress_dir: Option<std::path::PathBuf>,
+        start: Start,
         clock: Arc<dyn Clock>,
         late: Option<(Arc<crate::stream::Stream>, std::path::PathBuf)>,
     ) -> std::io::Result<Arc<RunningQuery>> {
         let partitions = plan.source.partitions().len();
-        let store = progress_dir
-            .map(|dir| progress::ProgressStore::open(dir, partitions))
-            .transpose()?;
         let stateful = plan.aggregate.is_some();
         let parallelism = if stateful { def.parallelism.max(1) } else { 1 };
         let floor = def
             .start_offsets
             .clone()
             .unwrap_or_else(|| vec![0; partitions]);
-        // Stateful queries rebuild their state from their start offsets.
-        let loaded = match &store {
-            Some(store) if !stateful => store.load()?,
-            _ => vec![0; partitions],
+        let from: Vec<u64> = match &start.restored {
+            Some(c) if c.source_offsets.len() == partitions => c.source_offsets.clone(),
+            _ => floor,
         };
-        let start: Vec<u64> = loaded.iter().zip(&floor).map(|(a, b)| *a.max(b)).collect();
+        let restored_epoch = start.restored.as_ref().map_or(0, |c| c.epoch);
+        let mut snapshots: Vec<Option<checkpoint::OperatorSnapshot>> = match start.restored {
+            Some(c) if c.operators.len() == parallelism => {
+                c.operators.into_iter().map(Some).collect()
+            }
+            _ => (0..parallelism).map(|_| None).collect(),
+        };
         let (progressed, _) = watch::channel(());
         let mut operator_inputs = Vec::new();
         let mut operators = Vec::new();
         for _ in 0..parallelism {
-            let (tx, rx) = mpsc::channel::<Chunk>(4);
+            let (tx, rx) = mpsc::channel::<Message>(4);
             let (ticks, tick_rx) = mpsc::channel(4);
             operators.push(OperatorSlot {
-                progress: start.iter().map(|&o| AtomicU64::new(o)).collect(),
+                progress: from.iter().map(|&o| AtomicU64::new(o)).collect(),
                 ticks,
                 state_rows: AtomicU64::new(0),
                 report: Mutex::new(OperatorReport::default()),
             });
             operator_inputs.push((tx, rx, tick_rx));
         }
+        let (requests_tx, requests_rx) = mpsc::channel(16);
+        let checkpoints = start.store.map(|store| Checkpointing {
+            store,
+            interval: start.interval,
+            barrier: watch::channel(restored_epoch).0,
+            resumed: watch::channel(restored_epoch).0,
+            requests: requests_tx,
+            last: Mutex::new(None),
+        });
         let query = Arc::new(RunningQuery {
             def,
             plan: Arc::new(plan),
@@ -197,18 +252,18 @@ impl RunningQuery {
             progressed,
             error: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
-            store,
+            checkpoints,
             late,
             cancel: watch::channel(false).0,
         });
-        let senders: Vec<mpsc::Sender<Chunk>> = operator_inputs
+        let senders: Vec<mpsc::Sender<Message>> = operator_inputs
             .iter()
             .map(|(tx, _, _)| tx.clone())
             .collect();
         let mut handles: Vec<_> = (0..partitions)
             .map(|p| {
                 let (q, senders) = (query.clone(), senders.clone());
-                let from = start[p];
+                let from = from[p];
                 tokio::spawn(async move {
                     if let Err(e) = q.clone().read_partition(p, from, senders).await {
                         q.fail(format!("reading partition {p}: {e}"));
@@ -216,19 +271,26 @@ impl RunningQuery {
                 })
             })
             .collect();
+        let (snapshot_tx, snapshot_rx) = mpsc::channel::<Snapshot>(parallelism.max(1));
         for (i, (_, rx, tick_rx)) in operator_inputs.into_iter().enumerate() {
             let q = query.clone();
-            let emitted = match &query.store {
-                Some(store) if stateful => store.load_emitted(i)?,
-                _ => None,
-            };
-            let (clock, start) = (clock.clone(), start.clone());
+            let (clock, from) = (clock.clone(), from.clone());
+            let restored = snapshots[i].take();
+            let snapshot_tx = snapshot_tx.clone();
             handles.push(tokio::spawn(async move {
                 if let Err(e) = q
                     .clone()
-                    .operate(i, rx, tick_rx, emitted, clock, start)
+                    .operate(i, rx, tick_rx, restored, clock, from, snapshot_tx)
                     .await
                 {
+                    q.fail(e);
+                }
+            }));
+        }
+        if query.checkpoints.is_some() {
+            let q = query.clone();
+            handles.push(tokio::spawn(async move {
+                if let Err(e) = q.clone().coordinate(requests_rx, snapshot_rx).await {
                     q.fail(e);
                 }
             }));
@@ -237,10 +299,189 @@ impl RunningQuery {
         Ok(query)
     }
 
+    /// Takes a checkpoint now and waits until it committed (FLUSH, shutdown). Queries
+    /// without checkpoints return at once.
+    pub async fn checkpoint_now(&self) -> Result<(), String> {
+        let Some(c) = &self.checkpoints else {
+            return Ok(());
+        };
+        let (done, wait) = oneshot::channel();
+        if c.requests.send(done).await.is_err() {
+            return Err(format!("query {} is not running", self.def.name));
+        }
+        wait.await
+            .map_err(|_| format!("query {} stopped before its checkpoint", self.def.name))?
+    }
+
+    /// The last committed checkpoint: (epoch, duration ms, unix ms when it committed).
+    pub fn last_checkpoint(&self) -> Option<(u64, u64, i64)> {
+        self.checkpoints.as_ref().and_then(|c| *c.last.lock())
+    }
+
+    /// The checkpoint coordinator: every interval (or when asked) it stops the readers
+    /// at a barrier, collects every operator's snapshot (taken when the barrier of
+    /// every partition reached it), lets the readers go on, then makes the output
+    /// durable, writes the checkpoint (its manifest last), and only then makes the
+    /// output readable (derived streams) or publishes the contents (views).
+    async fn coordinate(
+        self: Arc<Self>,
+        mut requests: mpsc::Receiver<oneshot::Sender<Result<(), String>>>,
+        mut snapshots: mpsc::Receiver<Snapshot>,
+    ) -> Result<(), String> {
+        let c = self.checkpoints.as_ref().expect("a checkpointing query");
+        let mut cancel = self.cancel.subscribe();
+        let mut timer = tokio::time::interval(c.interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut epoch = *c.barrier.borrow();
+        let mut previous: Option<u64> = None;
+        // What the last committed checkpoint covered: an idle query does not write the
+        // same checkpoint again every interval.
+        let mut covered: Option<(Vec<u64>, Vec<u64>, Vec<Option<i64>>)> = None;
+        loop {
+            let mut waiters = Vec::new();
+            tokio::select! {
+                _ = cancel.changed() => return Ok(()),
+                _ = timer.tick() => {}
+                request = requests.recv() => match request {
+                    Some(done) => waiters.push(done),
+                    None => return Ok(()),
+                },
+            }
+            while let Ok(done) = requests.try_recv() {
+                waiters.push(done);
+            }
+            let started = std::time::Instant::now();
+            epoch += 1;
+            c.barrier.send_replace(epoch);
+            let mut taken: Vec<Option<Snapshot>> =
+                (0..self.operators.len()).map(|_| None).collect();
+            while taken.iter().any(Option::is_none) {
+                tokio::select! {
+                    _ = cancel.changed() => return Ok(()),
+                    snapshot = snapshots.recv() => {
+                        let Some(snapshot) = snapshot else { return Ok(()) };
+                        if snapshot.epoch == epoch {
+                            let i = snapshot.operator;
+                            taken[i] = Some(snapshot);
+                        }
+                    }
+                }
+            }
+            let taken: Vec<Snapshot> = taken.into_iter().flatten().collect();
+            // Every output of the data before the barrier is appended; nothing after it
+            // is until the readers go on.
+            let output_offsets = match &self.sink {
+                Sink::Stream(stream) => stream.latest_offsets(),
+                _ => Vec::new(),
+            };
+            c.resumed.send_replace(epoch);
+            let now = (
+                taken.first().map(|t| t.offsets.clone()).unwrap_or_default(),
+                output_offsets.clone(),
+                taken
+                    .iter()
+                    .flat_map(|t| {
+                        t.state
+                            .partition_watermarks
+                            .iter()
+                            .copied()
+                            .chain([t.state.watermark])
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            if covered.as_ref() == Some(&now) {
+                for done in waiters {
+                    let _ = done.send(Ok(()));
+                }
+                continue;
+            }
+            let result = self.commit(c, epoch, &output_offsets, taken).await;
+            if result.is_ok() {
+                covered = Some(now);
+            }
+            match &result {
+                Ok(()) => {
+                    *c.last.lock() = Some((
+                        epoch,
+                        started.elapsed().as_millis() as u64,
+                        chrono::Utc::now().timestamp_millis(),
+                    ));
+                    if let Some(previous) = previous {
+                        // Keep the previous checkpoint too; drop the ones before it.
+                        if let Err(e) = c.store.collect_garbage(self.def.id, previous).await {
+                            tracing::warn!(query = %self.def.name, "could not delete old checkpoints: {e}");
+                        }
+                    }
+                    previous = Some(epoch);
+                }
+                Err(e) => {
+                    tracing::warn!(query = %self.def.name, epoch, "checkpoint failed (the next one retries; output stays unpublished until one commits): {e}");
+                }
+            }
+            for done in waiters {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
+
+    /// Second half of a checkpoint: output durable, checkpoint written, then visible.
+    async fn commit(
+        &self,
+        c: &Checkpointing,
+        epoch: u64,
+        output_offsets: &[u64],
+        taken: Vec<Snapshot>,
+    ) -> Result<(), String> {
+        if let Sink::Stream(stream) = &self.sink {
+            let (stream, ends) = (stream.clone(), output_offsets.to_vec());
+            tokio::task::spawn_blocking(move || stream.sync_to(&ends))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        let mut views = Vec::new();
+        let mut operators = Vec::new();
+        let source_offsets = taken.first().map(|s| s.offsets.clone()).unwrap_or_default();
+        for snapshot in taken {
+            views.push((snapshot.operator, snapshot.view));
+            operators.push(snapshot.state);
+        }
+        let checkpoint = checkpoint::Checkpoint {
+            epoch,
+            source_offsets,
+            output_offsets: output_offsets.to_vec(),
+            operators,
+        };
+        c.store.save(self.def.id, &checkpoint).await?;
+        match &self.sink {
+            Sink::Stream(stream) => {
+                let (stream, ends) = (stream.clone(), output_offsets.to_vec());
+                tokio::task::spawn_blocking(move || stream.commit_exact(&ends))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            }
+            Sink::View(state) => {
+                for (operator, view) in views {
+                    if let Some(view) = view {
+                        state.replace(operator, view)?;
+                    }
+                }
+                self.metrics
+                    .rows_out
+                    .store(state.rows() as u64, Ordering::Relaxed);
+            }
+            Sink::Channel(_) => {}
+        }
+        Ok(())
+    }
+
     fn fail(&self, error: String) {
         tracing::error!(query = %self.def.name, "continuous query failed: {error}");
         *self.error.lock() = Some(error);
         self.progressed.send_replace(());
+        // The other tasks stop too (a checkpoint waiting for this one's snapshot ends).
+        self.cancel.send_replace(true);
     }
 
     pub fn stop(&self) {
@@ -346,16 +587,54 @@ impl RunningQuery {
         self: Arc<Self>,
         p: usize,
         mut next: u64,
-        operators: Vec<mpsc::Sender<Chunk>>,
+        operators: Vec<mpsc::Sender<Message>>,
     ) -> Result<(), String> {
         let log: Arc<PartitionLog> = self.plan.source.partitions()[p].clone();
         let mut commits = log.subscribe();
         let mut cancel = self.cancel.subscribe();
+        let (mut barriers, mut resumed) = match &self.checkpoints {
+            Some(c) => (c.barrier.subscribe(), c.resumed.subscribe()),
+            None => (watch::channel(0).1, watch::channel(0).1),
+        };
+        // The last epoch every reader took part in: a barrier asked for before this task
+        // started still needs this partition's barrier.
+        let mut barrier_sent = *resumed.borrow();
         loop {
             if *cancel.borrow() {
                 return Ok(());
             }
-            next = next.max(log.earliest_offset());
+            // A checkpoint: tell every operator where this partition stopped, then wait
+            // until all snapshots are taken.
+            let wanted = *barriers.borrow_and_update();
+            if wanted > barrier_sent {
+                for tx in &operators {
+                    let barrier = Message::Barrier {
+                        partition: p,
+                        epoch: wanted,
+                        offset: next,
+                    };
+                    if tx.send(barrier).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                barrier_sent = wanted;
+                tokio::select! {
+                    done = resumed.wait_for(|e| *e >= wanted) => if done.is_err() { return Ok(()) },
+                    _ = cancel.changed() => return Ok(()),
+                }
+                continue;
+            }
+            let earliest = log.earliest_offset();
+            if next < earliest {
+                tracing::warn!(
+                    query = %self.def.name, partition = p, lost_rows = earliest - next,
+                    "retention deleted input this query had not read yet; continuing from offset {earliest}"
+                );
+                self.metrics
+                    .input_lost_rows
+                    .fetch_add(earliest - next, Ordering::Relaxed);
+                next = earliest;
+            }
             let committed = log.committed_offset();
             if next >= committed {
                 tokio::select! {
@@ -364,6 +643,7 @@ impl RunningQuery {
                             return Ok(()); // the stream was dropped
                         }
                     }
+                    _ = barriers.changed() => {}
                     _ = cancel.changed() => return Ok(()),
                 }
                 continue;
@@ -403,7 +683,7 @@ impl RunningQuery {
                 .fetch_add(prepared[0].len() as u64, Ordering::Relaxed);
             for (tx, batches) in operators.iter().zip(prepared) {
                 if tx
-                    .send(Chunk {
+                    .send(Message::Chunk {
                         partition: p,
                         end: to,
                         batches,
@@ -420,14 +700,16 @@ impl RunningQuery {
 
     /// Operator task `index`: runs the plan's stateful part on each chunk and hands
     /// results to the sink.
+    #[allow(clippy::too_many_arguments)]
     async fn operate(
         self: Arc<Self>,
         index: usize,
-        mut rx: mpsc::Receiver<Chunk>,
+        mut rx: mpsc::Receiver<Message>,
         mut ticks: mpsc::Receiver<oneshot::Sender<()>>,
-        emitted: Option<i64>,
+        restored: Option<checkpoint::OperatorSnapshot>,
         clock: Arc<dyn Clock>,
         start: Vec<u64>,
+        snapshots: mpsc::Sender<Snapshot>,
     ) -> Result<(), String> {
         let keeps_closed = matches!(self.sink, Sink::View(_));
         // Late events already routed (before a restart) are not routed again.
@@ -447,27 +729,81 @@ impl RunningQuery {
             self.plan.clone(),
             keeps_closed,
             self.def.emit_changes,
-            emitted,
             clock,
             &start,
             self.def.retention_ms,
         );
+        if let Some(snapshot) = restored {
+            operator
+                .restore(snapshot)
+                .await
+                .map_err(|e| crate::engine::datafusion_message(&e))?;
+            if let (Sink::View(state), Some(view)) = (
+                &self.sink,
+                operator
+                    .view_contents()
+                    .await
+                    .map_err(|e| crate::engine::datafusion_message(&e))?,
+            ) {
+                state.replace(index, view)?;
+            }
+        }
         let slot = &self.operators[index];
         let mut cancel = self.cancel.subscribe();
+        let mut resumed = match &self.checkpoints {
+            Some(c) => c.resumed.subscribe(),
+            None => watch::channel(0).1,
+        };
+        // Barriers of the checkpoint under way: (epoch, offset per partition, partitions seen).
+        let mut barrier: Option<(u64, Vec<u64>, usize)> = None;
         // Idleness is re-checked on this timer (and when FLUSH asks).
         let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (output, done, progressed) = tokio::select! {
                 _ = cancel.changed() => return Ok(()),
-                chunk = rx.recv() => {
-                    let Some(chunk) = chunk else { return Ok(()) };
-                    let output = operator
-                        .process(chunk.partition, chunk.end, chunk.batches)
-                        .await
-                        .map_err(|e| crate::engine::datafusion_message(&e))?;
-                    (output, None, Some((chunk.partition, chunk.end)))
-                }
+                message = rx.recv() => match message {
+                    None => return Ok(()),
+                    Some(Message::Chunk { partition, end, batches }) => {
+                        let output = operator
+                            .process(partition, end, batches)
+                            .await
+                            .map_err(|e| crate::engine::datafusion_message(&e))?;
+                        (output, None, Some((partition, end)))
+                    }
+                    Some(Message::Barrier { partition, epoch, offset }) => {
+                        let (at, offsets, seen) = barrier
+                            .get_or_insert_with(|| (epoch, vec![0; partitions], 0));
+                        if *at != epoch {
+                            return Err(format!("checkpoint barriers out of order ({at} then {epoch})"));
+                        }
+                        offsets[partition] = offset;
+                        *seen += 1;
+                        if *seen == partitions {
+                            let (epoch, offsets, _) = barrier.take().expect("set above");
+                            let snapshot = Snapshot {
+                                operator: index,
+                                epoch,
+                                offsets,
+                                state: operator.snapshot(),
+                                view: operator
+                                    .view_contents()
+                                    .await
+                                    .map_err(|e| crate::engine::datafusion_message(&e))?,
+                            };
+                            if snapshots.send(snapshot).await.is_err() {
+                                return Ok(());
+                            }
+                            // Nothing may change the state or the output until the
+                            // coordinator has every snapshot and read the output's end.
+                            tokio::select! {
+                                done = resumed.wait_for(|e| *e >= epoch) => if done.is_err() { return Ok(()) },
+                                _ = cancel.changed() => return Ok(()),
+                            }
+                        }
+                        continue;
+                    }
+                },
                 request = ticks.recv() => {
                     let output = operator.tick().await.map_err(|e| crate::engine::datafusion_message(&e))?;
                     (output, request, None)
@@ -488,14 +824,10 @@ impl RunningQuery {
             }
             let appended: usize = output.append.iter().map(|b| b.num_rows()).sum();
             self.sink.write(output.append).await?;
-            self.metrics
-                .rows_out
-                .fetch_add(appended as u64, Ordering::Relaxed);
-            if let (Some(view), Sink::View(state)) = (output.view, &self.sink) {
-                state.replace(index, view)?;
+            if !keeps_closed {
                 self.metrics
                     .rows_out
-                    .store(state.rows() as u64, Ordering::Relaxed);
+                    .fetch_add(appended as u64, Ordering::Relaxed);
             }
             if let Some(w) = operator.watermark {
                 self.watermark_ns.fetch_max(w, Ordering::Relaxed);
@@ -506,20 +838,6 @@ impl RunningQuery {
             self.metrics
                 .aggregate_rows_in
                 .store(operator.rows_in, Ordering::Relaxed);
-            if let Some(store) = self.store.clone() {
-                let (windowed, watermark) = (operator.is_windowed(), operator.watermark);
-                let offset = progressed.filter(|_| !windowed);
-                if windowed || offset.is_some() {
-                    tokio::task::spawn_blocking(move || match (offset, watermark) {
-                        (Some((p, end)), _) => store.save(p, end),
-                        (None, Some(w)) => store.save_emitted(index, w),
-                        (None, None) => Ok(()),
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                }
-            }
             if let Some((p, end)) = progressed {
                 slot.progress[p].store(end, Ordering::Release);
                 self.progressed.send_replace(());
@@ -570,7 +888,22 @@ impl RunningQuery {
                     .map_err(|e| e.to_string())?,
             );
         }
-        Sink::Stream(stream.clone()).write(rows).await?;
+        // Late events are committed at once (their floors keep them from repeating).
+        let late_stream = stream.clone();
+        tokio::task::spawn_blocking(move || {
+            let rows: Vec<_> = rows.into_iter().filter(|b| b.num_rows() > 0).collect();
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let batch = datafusion::arrow::compute::concat_batches(&late_stream.schema, &rows)
+                .map_err(|e| e.to_string())?;
+            late_stream
+                .append(&batch)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         touched.sort_unstable();
         touched.dedup();
         let store = store.clone();

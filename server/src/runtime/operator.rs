@@ -141,8 +141,6 @@ pub fn split(plan: &ContinuousPlan, prepared: Prepared, parts: usize) -> Result<
 pub struct Output {
     /// Rows to append to a derived stream.
     pub append: Vec<RecordBatch>,
-    /// For views: the complete new contents.
-    pub view: Option<Vec<RecordBatch>>,
     pub late_rows: u64,
     /// The source rows (table schema) of late events, for a late-data stream.
     pub late: Vec<RecordBatch>,
@@ -159,8 +157,6 @@ pub struct Operator {
     state: Vec<RecordBatch>,
     /// Final rows of closed windows (views keep them; streams emitted them).
     closed: Vec<RecordBatch>,
-    /// Windows ending at or before this were emitted before a restart: not again.
-    pub emitted_ns: Option<i64>,
     keeps_closed: bool,
     /// Views: how long (event time, ns) closed windows are kept past the watermark.
     retention_ns: Option<i64>,
@@ -188,7 +184,6 @@ impl Operator {
         plan: Arc<ContinuousPlan>,
         keeps_closed: bool,
         changes: bool,
-        emitted_ns: Option<i64>,
         clock: Arc<dyn Clock>,
         start: &[u64],
         retention_ms: Option<i64>,
@@ -214,7 +209,6 @@ impl Operator {
             watermark: None,
             state: Vec::new(),
             closed: Vec::new(),
-            emitted_ns,
             keeps_closed,
             retention_ns: plan_retention_ns,
             rows_in: 0,
@@ -254,11 +248,16 @@ impl Operator {
         }
         let mut out = Output::default();
         let Some(agg) = self.plan.aggregate.clone() else {
-            out.append = batches
+            let rows = batches
                 .into_iter()
                 .map(|b| b.batch)
-                .filter(|b| b.num_rows() > 0)
-                .collect();
+                .filter(|b| b.num_rows() > 0);
+            if self.keeps_closed {
+                // A stateless view holds every row it got (its checkpointed contents).
+                self.closed.extend(rows);
+            } else {
+                out.append = rows.collect();
+            }
             return Ok(out);
         };
         let old = std::mem::take(&mut self.state);
@@ -397,18 +396,9 @@ impl Operator {
             return Ok(out);
         }
         if self.keeps_closed {
+            // The view's rows are computed when a checkpoint publishes them.
             self.closed.extend(closed_now);
             self.apply_retention(&agg)?;
-            let mut view = Vec::with_capacity(self.closed.len() + 1);
-            for batch in &self.closed {
-                view.push(self.plan.apply_post(batch.clone())?);
-            }
-            if !self.view_final {
-                for batch in self.finalize(&agg, self.state.clone()).await? {
-                    view.push(self.plan.apply_post(batch)?);
-                }
-            }
-            out.view = Some(view);
         } else {
             out.append = closed_now
                 .into_iter()
@@ -550,18 +540,7 @@ impl Operator {
                 .map(|e| Some(e.is_some_and(|e| e + window.end_offset_ns <= watermark)))
                 .collect();
             let is_open = datafusion::arrow::compute::not(&is_closed)?;
-            let emitted = self.emitted_ns;
-            let not_yet_emitted: BooleanArray = ends
-                .iter()
-                .map(|e| {
-                    Some(
-                        emitted
-                            .is_none_or(|done| e.is_some_and(|e| e + window.end_offset_ns > done)),
-                    )
-                })
-                .collect();
-            let to_emit = datafusion::arrow::compute::and(&is_closed, &not_yet_emitted)?;
-            closed.push(filter_record_batch(&batch, &to_emit)?);
+            closed.push(filter_record_batch(&batch, &is_closed)?);
             open.push(filter_record_batch(&batch, &is_open)?);
         }
         self.state = open.into_iter().filter(|b| b.num_rows() > 0).collect();
@@ -574,6 +553,70 @@ impl Operator {
             results = self.run(agg, AggregateMode::Final, closed, schema).await?;
         }
         Ok(results)
+    }
+
+    /// The operator's state at a checkpoint barrier (cheap: batches are shared).
+    pub fn snapshot(&self) -> super::checkpoint::OperatorSnapshot {
+        super::checkpoint::OperatorSnapshot {
+            state: self.state.clone(),
+            closed: self.closed.clone(),
+            partition_watermarks: self.partition_watermarks.clone(),
+            watermark: self.watermark,
+            rows_in: self.rows_in,
+        }
+    }
+
+    /// Restores a checkpointed state; refuses state that does not fit this plan (the
+    /// query's SQL is fixed, so only a different Weir version could cause that).
+    pub async fn restore(&mut self, snapshot: super::checkpoint::OperatorSnapshot) -> Result<()> {
+        if let (Some(agg), Some(first)) = (self.plan.aggregate.clone(), snapshot.state.first()) {
+            let empty =
+                MemorySourceConfig::try_new_exec(&[vec![]], agg.input_schema.clone(), None)?;
+            let expected = datafusion::physical_plan::ExecutionPlan::schema(
+                &agg.exec(AggregateMode::Partial, empty)?,
+            );
+            let fits = expected.fields().len() == first.num_columns()
+                && expected
+                    .fields()
+                    .iter()
+                    .zip(first.schema().fields())
+                    .all(|(a, b)| a.data_type() == b.data_type());
+            if !fits {
+                return Err(datafusion::common::DataFusionError::Plan(
+                    "the checkpointed state does not fit this query's plan (was it written by another \
+                     version of Weir?); drop and re-create the query to start it afresh"
+                        .into(),
+                ));
+            }
+        }
+        if snapshot.partition_watermarks.len() == self.partition_watermarks.len() {
+            self.partition_watermarks = snapshot.partition_watermarks;
+        }
+        self.state = snapshot.state;
+        self.closed = snapshot.closed;
+        self.watermark = snapshot.watermark;
+        self.rows_in = snapshot.rows_in;
+        Ok(())
+    }
+
+    /// The view's contents now (views publish them when a checkpoint commits).
+    pub async fn view_contents(&self) -> Result<Option<Vec<RecordBatch>>> {
+        if !self.keeps_closed {
+            return Ok(None);
+        }
+        let Some(agg) = self.plan.aggregate.clone() else {
+            return Ok(Some(self.closed.clone()));
+        };
+        let mut view = Vec::with_capacity(self.closed.len() + 1);
+        for batch in &self.closed {
+            view.push(self.plan.apply_post(batch.clone())?);
+        }
+        if !self.view_final {
+            for batch in self.finalize(&agg, self.state.clone()).await? {
+                view.push(self.plan.apply_post(batch)?);
+            }
+        }
+        Ok(Some(view))
     }
 
     /// What the queries API shows about this operator.
@@ -620,10 +663,6 @@ impl Operator {
     /// The state's size, for metrics: groups still open.
     pub fn state_rows(&self) -> usize {
         self.state.iter().map(|b| b.num_rows()).sum()
-    }
-
-    pub fn is_windowed(&self) -> bool {
-        self.aggregate().is_some_and(|a| a.window.is_some())
     }
 }
 

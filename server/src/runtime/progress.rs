@@ -1,6 +1,7 @@
-//! Persisted progress of a derived stream's query: the next unprocessed offset of each
-//! source partition, one small file per partition, replaced atomically (write a
-//! temporary file, fsync, rename) after each output write.
+//! Persisted routing floors of a query's late-data stream: per source partition, the
+//! offset after the last late event routed, one small file per partition, replaced
+//! atomically (write a temporary file, fsync, rename), so a restart never routes an
+//! event twice.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,22 +40,6 @@ impl ProgressStore {
 
     pub fn save(&self, partition: usize, offset: u64) -> std::io::Result<()> {
         self.write(self.path(partition), offset.to_string())
-    }
-
-    /// For windowed queries: the watermark (ns) up to which closed windows were emitted.
-    pub fn load_emitted(&self, operator: usize) -> std::io::Result<Option<i64>> {
-        match std::fs::read_to_string(self.dir.join(format!("emitted_ns.{operator}"))) {
-            Ok(text) => Ok(text.trim().parse().ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub fn save_emitted(&self, operator: usize, watermark_ns: i64) -> std::io::Result<()> {
-        self.write(
-            self.dir.join(format!("emitted_ns.{operator}")),
-            watermark_ns.to_string(),
-        )
     }
 
     fn write(&self, path: PathBuf, text: String) -> std::io::Result<()> {

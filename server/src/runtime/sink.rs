@@ -83,7 +83,8 @@ impl Sink {
                     let batch =
                         RecordBatch::try_new(stream.schema.clone(), batch.columns().to_vec())
                             .map_err(|e| e.to_string())?;
-                    stream.append(&batch).map(|_| ()).map_err(|e| e.to_string())
+                    // Readable once the checkpoint covering it commits (read-committed).
+                    stream.append_uncommitted(&batch).map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| e.to_string())?

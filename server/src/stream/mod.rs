@@ -120,6 +120,61 @@ impl Stream {
         self.write_parts(batch, parts)
     }
 
+    /// Appends `batch` (user columns) without committing: the rows get offsets but
+    /// stay invisible until [`Self::commit_exact`] (a derived stream written by a query
+    /// between checkpoints). Blocking.
+    pub fn append_uncommitted(&self, batch: &RecordBatch) -> Result<(), LogError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let parts = if self.key_indices.is_empty() {
+            let p = self.next_partition.fetch_add(1, Ordering::Relaxed) % self.partitions.len();
+            vec![(p, batch.clone())]
+        } else {
+            routing::split_by_key(batch, &self.key_indices, self.partitions.len())?
+        };
+        for (p, part) in &parts {
+            self.partitions[*p].append(part)?;
+        }
+        self.ingested_rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.ingested_bytes
+            .fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The written end of every partition.
+    pub fn latest_offsets(&self) -> Vec<u64> {
+        self.partitions.iter().map(|p| p.latest_offset()).collect()
+    }
+
+    /// Makes each partition durable up to `ends`, without publishing. Blocking.
+    pub fn sync_to(&self, ends: &[u64]) -> Result<(), LogError> {
+        for (log, end) in self.partitions.iter().zip(ends) {
+            log.sync_to(*end)?;
+        }
+        Ok(())
+    }
+
+    /// Makes each partition durable and readable exactly up to `ends` (a checkpoint's
+    /// record of this output). Blocking.
+    pub fn commit_exact(&self, ends: &[u64]) -> Result<(), LogError> {
+        for (log, end) in self.partitions.iter().zip(ends) {
+            log.commit_exact(*end)?;
+        }
+        Ok(())
+    }
+
+    /// Removes what a crash left beyond `ends` (output no checkpoint covers); returns
+    /// the rows removed. Blocking.
+    pub fn rewind(&self, ends: &[u64]) -> Result<u64, LogError> {
+        let mut removed = 0;
+        for (log, end) in self.partitions.iter().zip(ends) {
+            removed += log.rewind(*end)?;
+        }
+        Ok(removed)
+    }
+
     /// Like [`Self::append`], but a stream without a key spreads the batch over all its
     /// partitions in equal contiguous slices (generators, which write large batches).
     pub fn append_spread(&self, batch: &RecordBatch) -> Result<Vec<PartitionWrite>, LogError> {
