@@ -41,6 +41,8 @@ pub struct Checkpoint {
     /// End offset per partition of the derived stream the query writes (empty for views).
     pub output_offsets: Vec<u64>,
     pub operators: Vec<OperatorSnapshot>,
+    /// The query's counters at the cut: rows in, rows out, late rows.
+    pub counters: [u64; 3],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +54,8 @@ struct Manifest {
     source_offsets: Vec<u64>,
     output_offsets: Vec<u64>,
     operators: Vec<OperatorManifest>,
+    #[serde(default)]
+    counters: [u64; 3],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -164,6 +168,7 @@ impl CheckpointStore {
             source_offsets: checkpoint.source_offsets.clone(),
             output_offsets: checkpoint.output_offsets.clone(),
             operators,
+            counters: checkpoint.counters,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(err)?;
         self.store
@@ -246,6 +251,7 @@ impl CheckpointStore {
                 source_offsets: manifest.source_offsets,
                 output_offsets: manifest.output_offsets,
                 operators,
+                counters: manifest.counters,
             }));
         }
         Ok(None)
@@ -332,6 +338,7 @@ mod tests {
                     watermark: Some(epoch as i64),
                     ..Default::default()
                 }],
+                counters: [epoch, 0, 0],
             };
             store.save(7, &checkpoint).await.unwrap();
         }

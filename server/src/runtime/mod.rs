@@ -212,6 +212,7 @@ impl RunningQuery {
             _ => floor,
         };
         let restored_epoch = start.restored.as_ref().map_or(0, |c| c.epoch);
+        let counters = start.restored.as_ref().map_or([0; 3], |c| c.counters);
         let mut snapshots: Vec<Option<checkpoint::OperatorSnapshot>> = match start.restored {
             Some(c) if c.operators.len() == parallelism => {
                 c.operators.into_iter().map(Some).collect()
@@ -256,6 +257,10 @@ impl RunningQuery {
             late,
             cancel: watch::channel(false).0,
         });
+        let [rows_in, rows_out, late] = counters;
+        query.metrics.rows_in.store(rows_in, Ordering::Relaxed);
+        query.metrics.rows_out.store(rows_out, Ordering::Relaxed);
+        query.metrics.late_rows.store(late, Ordering::Relaxed);
         let senders: Vec<mpsc::Sender<Message>> = operator_inputs
             .iter()
             .map(|(tx, _, _)| tx.clone())
@@ -374,6 +379,20 @@ impl RunningQuery {
                 Sink::Stream(stream) => stream.latest_offsets(),
                 _ => Vec::new(),
             };
+            let m = &self.metrics;
+            let counters = [
+                m.rows_in.load(Ordering::Relaxed),
+                match &self.sink {
+                    // A view's count is of the rows it publishes at this commit.
+                    Sink::View(_) => taken
+                        .iter()
+                        .flat_map(|t| t.view.iter().flatten())
+                        .map(|b| b.num_rows() as u64)
+                        .sum(),
+                    _ => m.rows_out.load(Ordering::Relaxed),
+                },
+                m.late_rows.load(Ordering::Relaxed),
+            ];
             c.resumed.send_replace(epoch);
             let now = (
                 taken.first().map(|t| t.offsets.clone()).unwrap_or_default(),
@@ -395,7 +414,9 @@ impl RunningQuery {
                 }
                 continue;
             }
-            let result = self.commit(c, epoch, &output_offsets, taken).await;
+            let result = self
+                .commit(c, epoch, &output_offsets, counters, taken)
+                .await;
             if result.is_ok() {
                 covered = Some(now);
             }
@@ -430,6 +451,7 @@ impl RunningQuery {
         c: &Checkpointing,
         epoch: u64,
         output_offsets: &[u64],
+        counters: [u64; 3],
         taken: Vec<Snapshot>,
     ) -> Result<(), String> {
         if let Sink::Stream(stream) = &self.sink {
@@ -451,6 +473,7 @@ impl RunningQuery {
             source_offsets,
             output_offsets: output_offsets.to_vec(),
             operators,
+            counters,
         };
         c.store.save(self.def.id, &checkpoint).await?;
         match &self.sink {
