@@ -48,6 +48,8 @@ pub struct EngineConfig {
     pub checkpoint_interval: Duration,
     /// Where checkpoints go: `None` for `{data_dir}/checkpoints`, or `s3://bucket/prefix`.
     pub storage: Option<String>,
+    /// A ready checkpoint store, overriding `storage` (tests inject faults with it).
+    pub checkpoint_store: Option<crate::runtime::checkpoint::CheckpointStore>,
 }
 
 impl EngineConfig {
@@ -58,6 +60,7 @@ impl EngineConfig {
             retention_interval: Duration::from_secs(30),
             checkpoint_interval: Duration::from_secs(1),
             storage: None,
+            checkpoint_store: None,
         }
     }
 }
@@ -183,7 +186,9 @@ impl Engine {
         session.register_udtf("session", sessions.clone());
         session.register_udtf("SESSION", sessions);
 
-        let checkpoints = match &config.storage {
+        let checkpoints = match (&config.checkpoint_store, &config.storage) {
+            (Some(store), _) => Ok(store.clone()),
+            (None, storage) => match storage {
             Some(url) if url.starts_with("s3://") => {
                 crate::runtime::checkpoint::CheckpointStore::s3(url)
             }
@@ -193,6 +198,7 @@ impl Engine {
             None => crate::runtime::checkpoint::CheckpointStore::local(
                 &config.data_dir.join("checkpoints"),
             ),
+            },
         }
         .map_err(Error::Invalid)?;
         let retention_task = tokio::spawn(ddl::retention_loop(

@@ -68,17 +68,31 @@ struct OperatorManifest {
 }
 
 /// Where checkpoints live.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CheckpointStore {
     store: Arc<dyn ObjectStore>,
     /// A label for logs (`file:///...` or `s3://...`).
     pub location: String,
     /// For `file` storage: the directory, to fsync manifests and remove empty directories.
     local: Option<std::path::PathBuf>,
+    /// Fault injection for tests: called before every put with the object's path; an
+    /// error fails the put (it may also sleep, to delay it).
+    put_hook: Option<PutHook>,
 }
+
+/// See [`CheckpointStore::with_put_hook`].
+pub type PutHook = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+impl std::fmt::Debug for CheckpointStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointStore")
+            .field("location", &self.location)
+            .finish()
+    }
 }
 
 impl CheckpointStore {
@@ -87,6 +101,7 @@ impl CheckpointStore {
             store,
             location,
             local: None,
+            put_hook: None,
         }
     }
 
@@ -128,6 +143,26 @@ impl CheckpointStore {
         Ok(CheckpointStore::new(store, url.to_string()))
     }
 
+    /// Runs `hook` before every put (tests inject failures and delays with it).
+    pub fn with_put_hook(mut self, hook: PutHook) -> Self {
+        self.put_hook = Some(hook);
+        self
+    }
+
+    async fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), String> {
+        if let Some(hook) = &self.put_hook {
+            let (hook, name) = (hook.clone(), path.to_string());
+            tokio::task::spawn_blocking(move || hook(&name))
+                .await
+                .map_err(err)??;
+        }
+        self.store
+            .put(path, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
     fn dir(query_id: u64, epoch: u64) -> Path {
         Path::from(format!("queries/{query_id}/{epoch:020}"))
     }
@@ -144,10 +179,7 @@ impl CheckpointStore {
                     }
                     let name = format!("op-{i}-{kind}.arrow");
                     let bytes = encode(batches)?;
-                    self.store
-                        .put(&dir.clone().join(name.as_str()), PutPayload::from(bytes))
-                        .await
-                        .map_err(err)?;
+                    self.put(&dir.clone().join(name.as_str()), bytes).await?;
                     Ok(Some(name))
                 };
             let state = put("state", &op.state).await?;
@@ -171,10 +203,7 @@ impl CheckpointStore {
             counters: checkpoint.counters,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(err)?;
-        self.store
-            .put(&dir.clone().join("manifest.json"), PutPayload::from(json))
-            .await
-            .map_err(err)?;
+        self.put(&dir.clone().join("manifest.json"), json).await?;
         if let Some(root) = &self.local {
             // The object store renames a temporary file into place; make the files and
             // the rename survive a power loss too.

@@ -4,5 +4,6 @@
 mod console;
 mod crash;
 mod differential;
+mod faults;
 mod http;
 mod server;
