@@ -6,4 +6,5 @@ mod crash;
 mod differential;
 mod faults;
 mod http;
+mod s3;
 mod server;

@@ -16,10 +16,16 @@ pub struct Weir {
 impl Weir {
     /// Starts `weir serve` on `data_dir` and waits for its "ready" log line.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Weir {
+        Weir::start_with_env(data_dir, extra_args, &[])
+    }
+
+    /// Like [`Weir::start`], with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Weir {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra_args)
+            .envs(envs.iter().copied())
             .env("WEIR_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
