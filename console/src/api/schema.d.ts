@@ -840,6 +840,12 @@ export interface components {
                 window_end?: string;
                 groups?: number;
             }[];
+            input_lost_rows?: number;
+            last_checkpoint?: {
+                epoch?: number;
+                duration_ms?: number;
+                committed_at_ms?: number;
+            } | null;
         };
         View: {
             name?: string;

@@ -19,17 +19,63 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiEr
 }
 
 pub async fn metrics(State(state): State<ApiState>) -> Response {
-    let streams = state
-        .inner
-        .engine
-        .get()
-        .map(|e| e.streams())
-        .unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.inner.metrics.render(&streams),
-    )
-        .into_response()
+    let engine = state.inner.engine.get();
+    let streams = engine.map(|e| e.streams()).unwrap_or_default();
+    let mut text = state.inner.metrics.render(&streams);
+    if let Some(engine) = engine {
+        text.push_str(&engine_metrics(engine));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Recovery time and per-query figures: late rows, lost input, checkpoints.
+fn engine_metrics(engine: &crate::engine::Engine) -> String {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+    let mut out = String::new();
+    let recovery = engine.recovery_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+    let _ = writeln!(
+        out,
+        "# HELP weir_recovery_seconds Time start-up recovery took (streams and queries)."
+    );
+    let _ = writeln!(out, "# TYPE weir_recovery_seconds gauge");
+    let _ = writeln!(out, "weir_recovery_seconds {recovery}");
+    let queries = engine.queries();
+    let series: [(&str, &str, &dyn Fn(&crate::runtime::RunningQuery) -> u64); 4] = [
+        (
+            "weir_query_rows_in_total",
+            "Rows a continuous query read.",
+            &|q| q.metrics.rows_in.load(Ordering::Relaxed),
+        ),
+        (
+            "weir_query_late_rows_total",
+            "Late rows a continuous query dropped.",
+            &|q| q.metrics.late_rows.load(Ordering::Relaxed),
+        ),
+        (
+            "weir_query_input_lost_rows_total",
+            "Input rows retention deleted before the query read them.",
+            &|q| q.metrics.input_lost_rows.load(Ordering::Relaxed),
+        ),
+        (
+            "weir_query_checkpoint_epoch",
+            "Epoch of the query's last committed checkpoint.",
+            &|q| q.last_checkpoint().map_or(0, |c| c.0),
+        ),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for q in &queries {
+            let _ = writeln!(out, "{name}{{query=\"{}\"}} {}", q.def.name, value(q));
+        }
+    }
+    out
 }
 
 pub async fn openapi() -> Response {

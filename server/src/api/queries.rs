@@ -113,6 +113,10 @@ fn query_json(query: &RunningQuery, detail: bool) -> Value {
         "state_bytes": reports.iter().map(|r| r.state_bytes).sum::<u64>(),
         "lag": progress.iter().map(|p| p["lag"].as_u64().unwrap_or(0)).sum::<u64>(),
         "created_at_ms": query.def.created_at_ms,
+        "input_lost_rows": query.metrics.input_lost_rows.load(Ordering::Relaxed),
+        "last_checkpoint": query.last_checkpoint().map(|(epoch, took_ms, at_ms)| {
+            json!({"epoch": epoch, "duration_ms": took_ms, "committed_at_ms": at_ms})
+        }),
     });
     if detail {
         let mut open = std::collections::BTreeMap::<i64, u64>::new();

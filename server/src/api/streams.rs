@@ -57,7 +57,12 @@ fn stream_json(stream: &Stream) -> Value {
                 "committed_offset": log.committed_offset(),
                 "latest_offset": log.latest_offset(),
                 "bytes": log.size_bytes(),
-                "watermark": Value::Null,
+                "watermark": stream.partition_watermark(p).map(|ns| {
+                    chrono::DateTime::from_timestamp_nanos(ns)
+                        .naive_utc()
+                        .format("%Y-%m-%dT%H:%M:%S%.f")
+                        .to_string()
+                }),
             })
         })
         .collect();

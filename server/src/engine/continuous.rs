@@ -167,7 +167,7 @@ impl Engine {
             interval: self.config.checkpoint_interval,
         };
         if let Some(c) = &restored {
-            tracing::info!(query = %name, epoch = c.epoch, "restoring from checkpoint");
+            tracing::info!(query = %name, epoch = c.epoch, offsets = ?c.source_offsets, watermarks = ?c.operators.iter().map(|o| (o.partition_watermarks.clone(), o.watermark)).collect::<Vec<_>>(), "restoring from checkpoint");
         }
         let query = match output {
             Some(stream_def) => {

@@ -110,6 +110,8 @@ pub struct Engine {
     queries: parking_lot::Mutex<std::collections::BTreeMap<String, Arc<RunningQuery>>>,
     session: SessionContext,
     retention_task: tokio::task::JoinHandle<()>,
+    /// Copies the catalog to the checkpoint storage when it changes.
+    mirror_task: tokio::task::JoinHandle<()>,
     /// Where continuous queries keep their checkpoints.
     checkpoints: crate::runtime::checkpoint::CheckpointStore,
     /// How long start-up recovery took (streams and queries), in milliseconds.
@@ -129,6 +131,7 @@ impl std::fmt::Debug for Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.retention_task.abort();
+        self.mirror_task.abort();
         for task in self.generators.lock().values() {
             task.abort();
         }
@@ -149,6 +152,36 @@ impl Engine {
                 config.data_dir.display()
             ))
         })?;
+        let checkpoints = match (&config.checkpoint_store, &config.storage) {
+            (Some(store), _) => Ok(store.clone()),
+            (None, storage) => match storage {
+                Some(url) if url.starts_with("s3://") => {
+                    crate::runtime::checkpoint::CheckpointStore::s3(url)
+                }
+                Some(path) => crate::runtime::checkpoint::CheckpointStore::local(
+                    std::path::Path::new(path.strip_prefix("file://").unwrap_or(path)),
+                ),
+                None => crate::runtime::checkpoint::CheckpointStore::local(
+                    &config.data_dir.join("checkpoints"),
+                ),
+            },
+        }
+        .map_err(Error::Invalid)?;
+        // A data dir without its catalog (a new disk) takes the durable copy, if the
+        // storage holds one: the definitions of streams, queries and dashboards.
+        let catalog_path = config.data_dir.join("catalog.json");
+        if !catalog_path.exists()
+            && let Some(bytes) = checkpoints.get_catalog().await.map_err(Error::Invalid)?
+        {
+            tracing::warn!(
+                "no catalog.json in {}: restoring the durable copy from {}",
+                config.data_dir.display(),
+                checkpoints.location
+            );
+            std::fs::write(&catalog_path, bytes).map_err(|e| {
+                Error::Invalid(format!("cannot write {}: {e}", catalog_path.display()))
+            })?;
+        }
         let catalog = Catalog::load(&config.data_dir)?;
         let streams = StreamRegistry::default();
         let defs: Vec<_> = catalog.streams().cloned().collect();
@@ -186,25 +219,11 @@ impl Engine {
         session.register_udtf("session", sessions.clone());
         session.register_udtf("SESSION", sessions);
 
-        let checkpoints = match (&config.checkpoint_store, &config.storage) {
-            (Some(store), _) => Ok(store.clone()),
-            (None, storage) => match storage {
-            Some(url) if url.starts_with("s3://") => {
-                crate::runtime::checkpoint::CheckpointStore::s3(url)
-            }
-            Some(path) => crate::runtime::checkpoint::CheckpointStore::local(std::path::Path::new(
-                path.strip_prefix("file://").unwrap_or(path),
-            )),
-            None => crate::runtime::checkpoint::CheckpointStore::local(
-                &config.data_dir.join("checkpoints"),
-            ),
-            },
-        }
-        .map_err(Error::Invalid)?;
         let retention_task = tokio::spawn(ddl::retention_loop(
             streams.clone(),
             config.retention_interval,
         ));
+        let mirror_task = tokio::spawn(mirror_catalog(catalog_path.clone(), checkpoints.clone()));
         let n = streams.read().len();
         tracing::info!(
             streams = n,
@@ -221,6 +240,7 @@ impl Engine {
             queries: Default::default(),
             session,
             retention_task,
+            mirror_task,
             checkpoints,
             recovery_ms: Default::default(),
             generators: Default::default(),
@@ -500,6 +520,23 @@ fn is_select(sql: &str) -> bool {
         .trim_start()
         .to_ascii_uppercase();
     last.starts_with("SELECT") || last.starts_with("WITH") || last.starts_with('(')
+}
+
+/// Keeps the durable copy of the catalog in the checkpoint storage up to date (checked
+/// every second; the local file is the one the engine reads).
+async fn mirror_catalog(path: PathBuf, store: crate::runtime::checkpoint::CheckpointStore) {
+    let mut last: Option<Vec<u8>> = None;
+    loop {
+        if let Ok(bytes) = tokio::fs::read(&path).await
+            && last.as_ref() != Some(&bytes)
+        {
+            match store.put_catalog(bytes.clone()).await {
+                Ok(()) => last = Some(bytes),
+                Err(e) => tracing::warn!("could not copy the catalog to {}: {e}", store.location),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 pub fn unknown_stream_error(name: &str) -> Error {

@@ -221,6 +221,20 @@ impl CheckpointStore {
         Ok(())
     }
 
+    /// Stores the durable copy of the catalog (`catalog.json` at the storage's root).
+    pub async fn put_catalog(&self, bytes: Vec<u8>) -> Result<(), String> {
+        self.put(&Path::from("catalog.json"), bytes).await
+    }
+
+    /// The durable copy of the catalog, if one was stored.
+    pub async fn get_catalog(&self) -> Result<Option<Vec<u8>>, String> {
+        match self.store.get(&Path::from("catalog.json")).await {
+            Ok(found) => Ok(Some(found.bytes().await.map_err(err)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
     /// Epochs with a directory, newest first.
     async fn epochs(&self, query_id: u64) -> Result<Vec<u64>, String> {
         let prefix = Path::from(format!("queries/{query_id}"));

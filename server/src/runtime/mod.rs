@@ -162,6 +162,8 @@ pub struct RunningQuery {
     pub watermark_ns: AtomicI64,
     /// When this run of the query started (rates).
     pub started: std::time::Instant,
+    /// The engine clock's time when this run started: partitions count as active since.
+    started_ms: i64,
     operators: Vec<OperatorSlot>,
     progressed: watch::Sender<()>,
     error: Mutex<Option<String>>,
@@ -249,6 +251,7 @@ impl RunningQuery {
             metrics: QueryMetrics::default(),
             watermark_ns: AtomicI64::new(i64::MIN),
             started: std::time::Instant::now(),
+            started_ms: clock.now_ms(),
             operators,
             progressed,
             error: Mutex::new(None),
@@ -753,6 +756,7 @@ impl RunningQuery {
             keeps_closed,
             self.def.emit_changes,
             clock,
+            Some(self.started_ms),
             &start,
             self.def.retention_ms,
         );

@@ -185,6 +185,7 @@ impl Operator {
         keeps_closed: bool,
         changes: bool,
         clock: Arc<dyn Clock>,
+        started_ms: Option<i64>,
         start: &[u64],
         retention_ms: Option<i64>,
     ) -> Self {
@@ -197,7 +198,9 @@ impl Operator {
                 .map(|i| (i, w.delay_ms * 1_000_000))
         });
         let plan_retention_ns = retention_ms.map(|ms| ms * 1_000_000);
-        let now = clock.now_ms();
+        // Processing time starts when the query started (set synchronously by the
+        // caller), not when this task first ran.
+        let now = started_ms.unwrap_or_else(|| clock.now_ms());
         Operator {
             idle_timeout_ms: source.def.idle_timeout_ms,
             last_active_ms: vec![now; source.partitions().len()],

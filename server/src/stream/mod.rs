@@ -43,6 +43,9 @@ pub struct Stream {
     /// Rows and Arrow bytes appended since the process started (for metrics).
     ingested_rows: AtomicU64,
     ingested_bytes: AtomicU64,
+    /// Per partition, the largest event time appended (ns; i64::MIN when unknown), for
+    /// the partition watermarks the API shows.
+    max_event_ns: Vec<std::sync::atomic::AtomicI64>,
 }
 
 impl Stream {
@@ -80,7 +83,11 @@ impl Stream {
                     .expect("key columns are checked at CREATE STREAM")
             })
             .collect();
+        let max_event_ns = (0..partitions.len())
+            .map(|_| std::sync::atomic::AtomicI64::new(i64::MIN))
+            .collect();
         let stream = Stream {
+            max_event_ns,
             table_schema: table_schema(&schema),
             schema,
             dir: dir.to_path_buf(),
@@ -91,7 +98,47 @@ impl Stream {
             ingested_bytes: AtomicU64::new(0),
             def,
         };
+        // Event time of what the logs hold: the newest frame of each partition.
+        for (p, log) in stream.partitions.iter().enumerate() {
+            let end = log.committed_offset();
+            if end > log.earliest_offset() {
+                for batch in log.scan(end - 1, end, None).flatten() {
+                    stream.observe_event_time(p, &batch.batch);
+                }
+            }
+        }
         Ok((stream, reports))
+    }
+
+    /// Notes the largest event time of rows appended to partition `p`.
+    fn observe_event_time(&self, p: usize, batch: &RecordBatch) {
+        let Some(column) = self
+            .def
+            .watermark
+            .as_ref()
+            .and_then(|w| self.schema.index_of(&w.column).ok())
+        else {
+            return;
+        };
+        use arrow::array::AsArray;
+        let Ok(ns) = arrow::compute::cast(
+            batch.column(column),
+            &arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None),
+        ) else {
+            return;
+        };
+        if let Some(max) =
+            arrow::compute::max(ns.as_primitive::<arrow::datatypes::TimestampNanosecondType>())
+        {
+            self.max_event_ns[p].fetch_max(max, Ordering::Relaxed);
+        }
+    }
+
+    /// A partition's watermark: its largest event time minus the stream's delay (ns).
+    pub fn partition_watermark(&self, p: usize) -> Option<i64> {
+        let delay = self.def.watermark.as_ref()?.delay_ms * 1_000_000;
+        let max = self.max_event_ns.get(p)?.load(Ordering::Relaxed);
+        (max != i64::MIN).then(|| max - delay)
     }
 
     pub fn name(&self) -> &str {
@@ -135,6 +182,7 @@ impl Stream {
         };
         for (p, part) in &parts {
             self.partitions[*p].append(part)?;
+            self.observe_event_time(*p, part);
         }
         self.ingested_rows
             .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -201,6 +249,7 @@ impl Stream {
         let mut writes = Vec::with_capacity(parts.len());
         for (p, part) in &parts {
             let appended = self.partitions[*p].append(part)?;
+            self.observe_event_time(*p, part);
             writes.push((*p, appended));
         }
         if writes.len() == 1 {

@@ -1,6 +1,6 @@
 //! Durability under SIGKILL: every acknowledged row survives, offsets stay dense, and
 //! nothing is duplicated. `WEIR_CRASH_CYCLES` sets the number of kill/restart cycles
-//! (default 3; use 20+ for a long run).
+//! (default 5; use 20+ for a long run).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,7 +88,7 @@ fn acknowledged_rows_survive_random_kill_9_under_load() {
     let cycles: usize = std::env::var("WEIR_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     // Small segments so crashes also land around segment rolls.
     let args = ["--segment-bytes", "65536"];

@@ -45,7 +45,10 @@ async fn open(dir: &std::path::Path, faulty: Option<Arc<AtomicU64>>) -> Arc<Engi
 }
 
 async fn run(engine: &Engine, sql: &str) -> Result<Vec<StatementResult>, String> {
-    engine.execute_sql(sql).await.map_err(|e| e.error.to_string())
+    engine
+        .execute_sql(sql)
+        .await
+        .map_err(|e| e.error.to_string())
 }
 
 /// FLUSH until a checkpoint commits (a failed put fails the FLUSH; the next one retries).
@@ -149,7 +152,10 @@ fn checkpoints_survive_failing_and_slow_puts_and_restarts() {
         }
         flush(&engine).await;
         assert!(check_manifests(dir.path()) > 0);
-        assert!(puts.load(Ordering::SeqCst) > 10, "the faults were exercised");
+        assert!(
+            puts.load(Ordering::SeqCst) > 10,
+            "the faults were exercised"
+        );
         assert_eq!(results(&engine).await, expected);
     });
 }

@@ -386,6 +386,21 @@ fn windows_over_http_survive_restart() {
     assert_eq!(query["progress"][0]["watermark"], "2024-01-01T00:00:11");
     assert_eq!(query["progress"][0]["idle"], false);
     assert_eq!(query["emit"], "final");
+    assert!(
+        query["last_checkpoint"]["epoch"].as_u64().unwrap() > 0,
+        "{query}"
+    );
+    let clicks = weir.get_json("/v1/streams/clicks");
+    assert_eq!(
+        clicks["partitions"][0]["watermark"], "2024-01-01T00:00:11",
+        "{clicks}"
+    );
+    let metrics = weir.get("/metrics").1;
+    assert!(metrics.contains("weir_recovery_seconds "), "{metrics}");
+    assert!(
+        metrics.contains("weir_query_late_rows_total{query=\"per_window\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(
         query["plan"]["edges"].as_array().unwrap().len() + 1,
         query["plan"]["nodes"].as_array().unwrap().len()

@@ -19,9 +19,18 @@ fn checkpoints_in_s3_survive_kill_9() {
     let client = reqwest::blocking::Client::new();
     let bucket = format!("weir-{}", std::process::id());
     let created = client.put(format!("{endpoint}/{bucket}")).send().unwrap();
-    assert!(created.status().is_success(), "create bucket: {}", created.status());
+    assert!(
+        created.status().is_success(),
+        "create bucket: {}",
+        created.status()
+    );
     let storage = format!("s3://{bucket}/checkpoints");
-    let args = ["--storage", storage.as_str(), "--checkpoint-interval", "200ms"];
+    let args = [
+        "--storage",
+        storage.as_str(),
+        "--checkpoint-interval",
+        "200ms",
+    ];
     let envs = [
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
@@ -39,12 +48,35 @@ fn checkpoints_in_s3_survive_kill_9() {
          FLUSH",
     );
     let listing = client
-        .get(format!("{endpoint}/{bucket}?list-type=2&prefix=checkpoints/queries/"))
+        .get(format!(
+            "{endpoint}/{bucket}?list-type=2&prefix=checkpoints/queries/"
+        ))
         .send()
         .unwrap()
         .text()
         .unwrap();
-    assert!(listing.contains("manifest.json"), "no checkpoint in the bucket: {listing}");
+    assert!(
+        listing.contains("manifest.json"),
+        "no checkpoint in the bucket: {listing}"
+    );
+    // The catalog's durable copy follows within a second or so.
+    let mut copied = false;
+    for _ in 0..50 {
+        let root = client
+            .get(format!(
+                "{endpoint}/{bucket}?list-type=2&prefix=checkpoints/catalog.json"
+            ))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if root.contains("<Key>checkpoints/catalog.json</Key>") {
+            copied = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(copied, "the catalog was not copied to the bucket");
     weir.kill9();
 
     let weir = Weir::start_with_env(dir.path(), &args, &envs);
