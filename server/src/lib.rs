@@ -5,6 +5,8 @@
 
 /// The HTTP API.
 pub mod api;
+/// `weir bench`: throughput against the batch ceiling, state per group, RSS.
+pub mod bench;
 /// Persisted definitions of streams.
 pub mod catalog;
 /// Injectable wall clock (tests use a manual one).

@@ -22,6 +22,24 @@ struct Cli {
 enum Command {
     /// Start the server (HTTP API on --listen, data in --data-dir).
     Serve(ServeArgs),
+    /// Measure the engine: Nexmark queries streaming vs batch, state per group, peak RSS.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// A short run (200,000 events, 100,000 groups), as CI runs it.
+    #[arg(long)]
+    quick: bool,
+    /// Events to generate [default: 5,000,000, or 200,000 with --quick]
+    #[arg(long)]
+    events: Option<u64>,
+    /// Groups of the state-size view [default: 1,000,000, or 100,000 with --quick]
+    #[arg(long)]
+    groups: Option<u64>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -120,6 +138,24 @@ fn main() -> ExitCode {
         Command::Serve(args) => args
             .resolve()
             .and_then(|config| runtime.block_on(serve(config))),
+        Command::Bench(args) => {
+            let events = args
+                .events
+                .unwrap_or(if args.quick { 200_000 } else { 5_000_000 });
+            let groups = args
+                .groups
+                .unwrap_or(if args.quick { 100_000 } else { 1_000_000 });
+            runtime
+                .block_on(weir::bench::bench(events, groups))
+                .and_then(|figures| match &args.json {
+                    Some(path) => std::fs::write(
+                        path,
+                        serde_json::to_vec_pretty(&figures).unwrap_or_default(),
+                    )
+                    .map_err(|e| format!("cannot write {}: {e}", path.display())),
+                    None => Ok(()),
+                })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Integration tests: the real `weir` binary, started as a user would, driven over HTTP.
 //! One test binary (each links all of DataFusion); one module per area.
 
+mod bench;
 mod console;
 mod crash;
 mod differential;
