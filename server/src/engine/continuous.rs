@@ -201,6 +201,11 @@ impl Engine {
             }
         }
         .map_err(|e| Error::Internal(format!("starting query {name}: {e}")))?;
+        // Restored state is visible before anyone can read the view.
+        query
+            .wait_restored()
+            .await
+            .map_err(|e| Error::Internal(format!("restoring query {name}: {e}")))?;
         self.queries.lock().insert(name, query);
         Ok(())
     }

@@ -164,6 +164,8 @@ pub struct RunningQuery {
     pub started: std::time::Instant,
     /// The engine clock's time when this run started: partitions count as active since.
     started_ms: i64,
+    /// Operators that have restored their state (and published a view's contents).
+    restored: watch::Sender<usize>,
     operators: Vec<OperatorSlot>,
     progressed: watch::Sender<()>,
     error: Mutex<Option<String>>,
@@ -252,6 +254,7 @@ impl RunningQuery {
             watermark_ns: AtomicI64::new(i64::MIN),
             started: std::time::Instant::now(),
             started_ms: clock.now_ms(),
+            restored: watch::channel(0).0,
             operators,
             progressed,
             error: Mutex::new(None),
@@ -305,6 +308,26 @@ impl RunningQuery {
         }
         *query.tasks.lock() = handles;
         Ok(query)
+    }
+
+    /// Waits until every operator has restored its checkpointed state (a view then
+    /// shows its restored contents), or the query failed.
+    pub async fn wait_restored(&self) -> Result<(), String> {
+        let operators = self.operators.len();
+        let mut restored = self.restored.subscribe();
+        let mut progressed = self.progressed.subscribe();
+        loop {
+            if let Some(e) = &*self.error.lock() {
+                return Err(e.clone());
+            }
+            if *restored.borrow_and_update() >= operators {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = restored.changed() => if changed.is_err() { return Ok(()) },
+                _ = progressed.changed() => {}
+            }
+        }
     }
 
     /// Takes a checkpoint now and waits until it committed (FLUSH, shutdown). Queries
@@ -775,6 +798,7 @@ impl RunningQuery {
                 state.replace(index, view)?;
             }
         }
+        self.restored.send_modify(|n| *n += 1);
         let slot = &self.operators[index];
         let mut cancel = self.cancel.subscribe();
         let mut resumed = match &self.checkpoints {
