@@ -13,9 +13,15 @@
 //! Backpressure: the channel holds a few chunks, so a slow operator or sink blocks the
 //! readers and memory stays bounded. Progress (the next unprocessed offset per
 //! partition, moved only after the sink took the result) is what `FLUSH` waits on.
-//! Restart: a stateless derived stream persists its offsets after each write and
-//! resumes there; a windowed one replays its input to rebuild state and persists the
-//! watermark up to which it emitted, so no window is written twice; a view rebuilds.
+//!
+//! Exactly once: a coordinator task per query (views and derived streams; push queries
+//! have none) takes aligned checkpoints. It raises a barrier epoch; each reader sends
+//! the barrier with its offset to every operator after its current chunk and waits;
+//! each operator, once it has every partition's barrier, snapshots its state and waits
+//! too; then everyone goes on while the coordinator fsyncs the output written before
+//! the barrier, writes the checkpoint ([`checkpoint`], manifest last) and only then
+//! makes the output readable (a derived stream's committed offsets) or publishes a
+//! view. A restart restores the newest checkpoint and cuts the output back to it.
 
 pub mod checkpoint;
 mod operator;
