@@ -724,6 +724,10 @@ export interface components {
                 row?: number;
                 column_name?: string;
                 statement?: number;
+                /** @description POST /v1/sql with several statements: the results of the statements before the failed one, as in a successful answer */
+                completed?: {
+                    [key: string]: unknown;
+                }[];
             };
         };
         Column: {

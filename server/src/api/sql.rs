@@ -30,7 +30,22 @@ pub async fn post_sql(
             "expected a JSON body like {{\"sql\": \"SELECT 1\"}}: {e}"
         ))
     })?;
-    let mut results = engine.execute_sql(&request.sql).await?;
+    let mut results = match engine.execute_sql(&request.sql).await {
+        Ok(results) => results,
+        Err(mut e) => {
+            // The statements before the failed one ran: say what they gave.
+            let completed = std::mem::take(&mut e.completed)
+                .iter()
+                .map(result_json)
+                .collect::<Result<Vec<_>, _>>()?;
+            let error = ApiError::from(e);
+            return Err(if completed.is_empty() {
+                error
+            } else {
+                error.with("completed", Value::Array(completed))
+            });
+        }
+    };
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

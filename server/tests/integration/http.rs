@@ -183,6 +183,12 @@ fn bad_input_gets_precise_errors_and_nothing_is_lost() {
     let (status, body) = weir.sql("SELECT 1; SELECT * FROM t;\n  SELECT nosuchcolumn FROM t");
     assert_eq!(status, 400);
     assert_eq!(body["error"]["statement"], 3);
+    // What the statements before it gave comes along.
+    let completed = body["error"]["completed"]
+        .as_array()
+        .expect("completed results");
+    assert_eq!(completed.len(), 2, "{body}");
+    assert_eq!(completed[0]["rows"], json!([[1]]));
     assert!(
         body["error"]["message"]
             .as_str()
