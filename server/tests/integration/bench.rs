@@ -33,4 +33,16 @@ fn quick_benchmark_prints_its_figures() {
         figures["state"]["groups"].as_u64().unwrap() > 0,
         "{figures}"
     );
+    let ingest = figures["ingest"].as_array().unwrap();
+    assert_eq!(
+        ingest.len(),
+        8,
+        "NDJSON and Arrow × 100 B and 1 KB × 1 and 4 producers"
+    );
+    assert!(
+        ingest
+            .iter()
+            .all(|i| i["rows_per_s"].as_f64().is_some_and(|r| r > 0.0)),
+        "{figures}"
+    );
 }
