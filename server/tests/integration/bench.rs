@@ -45,4 +45,14 @@ fn quick_benchmark_prints_its_figures() {
             .all(|i| i["rows_per_s"].as_f64().is_some_and(|r| r > 0.0)),
         "{figures}"
     );
+    let latency = figures["view_latency"].as_array().unwrap();
+    assert_eq!(
+        latency.len(),
+        2,
+        "the default and a short checkpoint interval"
+    );
+    assert!(
+        latency.iter().all(|l| l["p99_ms"].as_f64().is_some()),
+        "{figures}"
+    );
 }
