@@ -55,4 +55,9 @@ fn quick_benchmark_prints_its_figures() {
         latency.iter().all(|l| l["p99_ms"].as_f64().is_some()),
         "{figures}"
     );
+    assert_eq!(
+        figures["window_latency"].as_array().unwrap().len(),
+        2,
+        "{figures}"
+    );
 }
