@@ -465,17 +465,11 @@ async fn view_latency(interval: Duration, batches: usize) -> Result<Value, Strin
             .map_err(|e| e.to_string())?;
         acked.lock().push((b, Instant::now()));
     }
-    let mut latencies = tokio::time::timeout(Duration::from_secs(60), watcher)
+    let latencies = tokio::time::timeout(Duration::from_secs(60), watcher)
         .await
         .map_err(|_| "the view did not show every row within 60 s".to_string())?
         .map_err(|e| e.to_string())?;
-    latencies.sort();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    let (p50, p99, max) = (pick(0.5), pick(0.99), pick(1.0));
+    let (p50, p99, max) = percentiles(latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect());
     println!(
         "view freshness, checkpoint every {} ms: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} batches at 100/s)",
         interval.as_millis(),
@@ -547,7 +541,7 @@ async fn window_latency_ms(interval: Duration, windows: usize) -> Result<Value, 
         }
         tick += 1;
     }
-    let mut latencies: Vec<f64> = closes
+    let latencies: Vec<f64> = closes
         .iter()
         .zip(&seen)
         .take(windows)
@@ -560,21 +554,25 @@ async fn window_latency_ms(interval: Duration, windows: usize) -> Result<Value, 
             )
         })
         .collect();
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    let (p50, p99, max) = (pick(0.5), pick(0.99), pick(1.0));
+    let count = latencies.len();
+    let (p50, p99, max) = percentiles(latencies);
     println!(
-        "window result after its watermark, checkpoint every {} ms: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms ({} windows; 10 ms resolution)",
+        "window result after its watermark, checkpoint every {} ms: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms ({count} windows; 10 ms resolution)",
         interval.as_millis(),
-        latencies.len()
     );
     engine.shutdown().await;
     Ok(
         json!({"checkpoint_interval_ms": interval.as_millis() as u64, "p50_ms": p50, "p99_ms": p99, "max_ms": max}),
     )
+}
+
+/// p50, p99 and max of milliseconds.
+fn percentiles(mut ms: Vec<f64>) -> (f64, f64, f64) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| {
+        ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (pick(0.5), pick(0.99), pick(1.0))
 }

@@ -187,19 +187,7 @@ impl PartitionLog {
     /// usually find their end already durable when they get the lock and return without
     /// an fsync, so N concurrent committers cost about two fsyncs, not N.
     pub fn commit(&self, end_offset: u64) -> Result<()> {
-        let latest = self.latest_offset();
-        if end_offset > latest {
-            return Err(LogError::CommitBeyondEnd {
-                end: end_offset,
-                latest,
-            });
-        }
-        if self.durable.load(Ordering::Acquire) < end_offset {
-            let _sync = self.sync_lock.lock();
-            if self.durable.load(Ordering::Acquire) < end_offset {
-                self.sync_written()?;
-            }
-        }
+        self.sync_to(end_offset)?;
         // Ingested streams: visibility follows durability, so publish all that is durable.
         self.publish_committed(self.durable.load(Ordering::Acquire));
         Ok(())
@@ -209,6 +197,14 @@ impl PartitionLog {
     /// beyond): a derived stream's rows become readable when the checkpoint covering them
     /// commits, while later rows already appended stay invisible.
     pub fn commit_exact(&self, end_offset: u64) -> Result<()> {
+        self.sync_to(end_offset)?;
+        self.publish_committed(end_offset);
+        Ok(())
+    }
+
+    /// Makes every offset below `end_offset` durable without publishing it. Group
+    /// commit: see [`Self::commit`].
+    pub fn sync_to(&self, end_offset: u64) -> Result<()> {
         let latest = self.latest_offset();
         if end_offset > latest {
             return Err(LogError::CommitBeyondEnd {
@@ -216,18 +212,6 @@ impl PartitionLog {
                 latest,
             });
         }
-        if self.durable.load(Ordering::Acquire) < end_offset {
-            let _sync = self.sync_lock.lock();
-            if self.durable.load(Ordering::Acquire) < end_offset {
-                self.sync_written()?;
-            }
-        }
-        self.publish_committed(end_offset);
-        Ok(())
-    }
-
-    /// Makes every offset below `end_offset` durable without publishing it.
-    pub fn sync_to(&self, end_offset: u64) -> Result<()> {
         if self.durable.load(Ordering::Acquire) < end_offset {
             let _sync = self.sync_lock.lock();
             if self.durable.load(Ordering::Acquire) < end_offset {

@@ -19,7 +19,7 @@ pub use session::{SessionFunction, SessionTable, SessionWindow};
 
 /// Session bounds helpers shared with the runtime.
 pub mod session_bounds {
-    pub use super::session::{merge_intervals, timestamps};
+    pub use super::session::{merge_intervals, nanos, timestamps};
 }
 pub use tumble::TumbleFunction;
 

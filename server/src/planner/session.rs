@@ -154,7 +154,7 @@ impl TableProvider for SessionTable {
     }
 }
 
-/// The timestamps of `array` as nanoseconds.
+/// The timestamps of `array` as nanoseconds since the epoch.
 pub fn nanos(array: &dyn Array) -> Result<Vec<Option<i64>>> {
     let ns = cast(
         &array.slice(0, array.len()),

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, filter_record_batch, max};
 use datafusion::arrow::compute::{take, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType, UInt32Type};
@@ -29,17 +29,7 @@ use datafusion::physical_plan::collect;
 use crate::clock::Clock;
 use crate::planner::{AggregatePlan, ContinuousPlan};
 
-/// The timestamps of `array` as nanoseconds since the epoch.
-fn nanos(array: &dyn Array) -> Result<Vec<Option<i64>>> {
-    let ns = cast(
-        &array.slice(0, array.len()),
-        &DataType::Timestamp(TimeUnit::Nanosecond, None),
-    )?;
-    Ok(ns
-        .as_primitive::<TimestampNanosecondType>()
-        .iter()
-        .collect())
-}
+use crate::planner::session_bounds::nanos;
 
 /// A source batch after the plan's stateless steps, with the largest event time of
 /// the source rows it came from (so an operator that gets none of its rows still

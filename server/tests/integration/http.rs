@@ -474,8 +474,19 @@ fn read_events(
     reader: &mut impl std::io::BufRead,
     mut stop: impl FnMut(&str, &Value) -> bool,
 ) -> Vec<(String, Value)> {
+    read_sse(reader, |e, _, d| stop(e, d))
+        .into_iter()
+        .map(|(event, _, data)| (event, data))
+        .collect()
+}
+
+/// Reads SSE events (name, id, JSON data) until `stop` says so or the stream ends.
+fn read_sse(
+    reader: &mut impl std::io::BufRead,
+    mut stop: impl FnMut(&str, &str, &Value) -> bool,
+) -> Vec<(String, String, Value)> {
     let mut events = Vec::new();
-    let (mut event, mut data) = (String::new(), String::new());
+    let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
     let mut line = String::new();
     loop {
         line.clear();
@@ -485,12 +496,14 @@ fn read_events(
         let text = line.trim_end();
         if let Some(v) = text.strip_prefix("event:") {
             event = v.trim().to_string();
+        } else if let Some(v) = text.strip_prefix("id:") {
+            id = v.trim().to_string();
         } else if let Some(v) = text.strip_prefix("data:") {
             data.push_str(v.trim());
         } else if text.is_empty() && !event.is_empty() {
             let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-            let done = stop(&event, &value);
-            events.push((std::mem::take(&mut event), value));
+            let done = stop(&event, &id, &value);
+            events.push((std::mem::take(&mut event), std::mem::take(&mut id), value));
             data.clear();
             if done {
                 return events;
@@ -750,35 +763,13 @@ fn a_push_client_resumes_with_last_event_id() {
     assert_eq!(gone.status().as_u16(), 404);
 }
 
-/// Reads SSE events with their ids until `stop` says so (by event name).
+/// Reads SSE events as (id, data) until `stop` says so (by event name).
 fn read_event_ids(
     reader: &mut impl std::io::BufRead,
     mut stop: impl FnMut(&str) -> bool,
 ) -> Vec<(String, Value)> {
-    let mut events = Vec::new();
-    let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return events;
-        }
-        let text = line.trim_end();
-        if let Some(v) = text.strip_prefix("event:") {
-            event = v.trim().to_string();
-        } else if let Some(v) = text.strip_prefix("id:") {
-            id = v.trim().to_string();
-        } else if let Some(v) = text.strip_prefix("data:") {
-            data.push_str(v.trim());
-        } else if text.is_empty() && !event.is_empty() {
-            let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-            let done = stop(&event);
-            events.push((std::mem::take(&mut id), value));
-            event.clear();
-            data.clear();
-            if done {
-                return events;
-            }
-        }
-    }
+    read_sse(reader, |e, _, _| stop(e))
+        .into_iter()
+        .map(|(_, id, data)| (id, data))
+        .collect()
 }
