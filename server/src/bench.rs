@@ -2,9 +2,17 @@
 //!
 //! Over pre-generated Nexmark bids (a generator stream, written before timing starts),
 //! each query runs as a continuous query from the start of the stream (`FLUSH` waits
-//! until it has processed everything), and then as a bounded DataFusion query over the
-//! same rows: events/s, events/s per core of the engine's CPU time (user + system of
-//! this process, from `/proc/self/stat`), and the ratio streaming ÷ batch. Then a view
+//! until it has processed everything, and writes its output durably). Then the same
+//! query bounded, twice, each producing every output row: as Weir's own `SELECT` over
+//! the log (in the page cache), and as plain DataFusion over the bids' columns held in
+//! memory (no log to read), once keeping its result in memory and, for queries that
+//! write a derived stream, once inserting it into a stream durably (`INSERT INTO ...
+//! SELECT`, the bounded job that does the continuous query's work). Figures: events/s,
+//! events/s per core of the engine's CPU time (user + system of this process, from
+//! `/proc/self/stat`), and the ratio streaming ÷ batch, where batch is the durable
+//! in-memory run for derived streams and the in-memory one for views (whose results
+//! live in memory). The two bounded queries must return the same number of rows, or
+//! the command fails. Then a view
 //! with many groups, for state bytes per group and peak RSS. Queries that need what
 //! Weir does not run continuously yet (joins) are listed as such.
 //!
@@ -21,47 +29,62 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
 use crate::clock::SystemClock;
 use crate::engine::{Engine, EngineConfig, StatementResult};
+use crate::table::StreamTable;
 
-/// A benchmark query: its name, the continuous SELECT, and the bounded one.
+/// A benchmark query: its name, the Weir SQL (run continuously, and bounded over the
+/// log), and the same query in plain DataFusion SQL over the bids held in memory.
 struct Query {
     name: &'static str,
-    streaming: &'static str,
-    batch: &'static str,
+    sql: &'static str,
+    /// Window functions spelled as DataFusion's `date_bin` (a HOP as one row per window
+    /// an event belongs to), over a memory table `bids`.
+    memory: &'static str,
     kind: &'static str,
+    /// A derived stream's columns: the bounded baseline inserts its rows into a stream
+    /// of these columns, durably, as the continuous query writes them.
+    columns: &'static str,
 }
 
 const QUERIES: &[Query] = &[
     Query {
         name: "q0 pass-through",
-        streaming: "SELECT auction, bidder, price, date_time FROM bids",
-        batch: "SELECT auction, bidder, price, date_time FROM bids",
+        sql: "SELECT auction, bidder, price, date_time FROM bids",
+        memory: "SELECT auction, bidder, price, date_time FROM bids",
         kind: "stream",
+        columns: "auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP",
     },
     Query {
         name: "q1 currency conversion",
-        streaming: "SELECT auction, bidder, price * 908 / 1000 AS price, date_time FROM bids",
-        batch: "SELECT auction, bidder, price * 908 / 1000 AS price, date_time FROM bids",
+        sql: "SELECT auction, bidder, price * 908 / 1000 AS price, date_time FROM bids",
+        memory: "SELECT auction, bidder, price * 908 / 1000 AS price, date_time FROM bids",
         kind: "stream",
+        columns: "auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP",
     },
     Query {
         name: "q2 selection",
-        streaming: "SELECT auction, price FROM bids WHERE auction % 123 = 0",
-        batch: "SELECT auction, price FROM bids WHERE auction % 123 = 0",
+        sql: "SELECT auction, price FROM bids WHERE auction % 123 = 0",
+        memory: "SELECT auction, price FROM bids WHERE auction % 123 = 0",
         kind: "stream",
+        columns: "auction BIGINT, price BIGINT",
     },
     Query {
         name: "tumbling count (10 s)",
-        streaming: "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
-        batch: "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+        sql: "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+        memory: "SELECT window_start, window_start + INTERVAL '10' SECOND AS window_end, count(*) AS n FROM (SELECT date_bin(INTERVAL '10' SECOND, date_time) AS window_start FROM bids) GROUP BY window_start",
         kind: "stream",
+        columns: "window_start TIMESTAMP, window_end TIMESTAMP, n BIGINT",
     },
     Query {
         name: "q5 hot items (hop, per auction)",
-        streaming: "SELECT window_start, window_end, auction, count(*) AS n FROM HOP(bids, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND) GROUP BY window_start, window_end, auction",
-        batch: "SELECT window_start, window_end, auction, count(*) AS n FROM HOP(bids, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND) GROUP BY window_start, window_end, auction",
+        sql: "SELECT window_start, window_end, auction, count(*) AS n FROM HOP(bids, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND) GROUP BY window_start, window_end, auction",
+        memory: "SELECT window_start, window_start + INTERVAL '10' SECOND AS window_end, auction, count(*) AS n FROM (SELECT auction, date_bin(INTERVAL '2' SECOND, date_time) - k.shift AS window_start FROM bids CROSS JOIN (VALUES (INTERVAL '0' SECOND), (INTERVAL '2' SECOND), (INTERVAL '4' SECOND), (INTERVAL '6' SECOND), (INTERVAL '8' SECOND)) AS k(shift)) GROUP BY window_start, auction",
         kind: "view",
+        columns: "",
     },
 ];
 
@@ -102,14 +125,24 @@ fn cpu_seconds() -> f64 {
 
 /// Peak resident set size of this process, in bytes.
 fn peak_rss() -> u64 {
+    status_kb("VmHWM:") * 1024
+}
+
+/// Resident set size of this process now, in bytes.
+fn current_rss() -> u64 {
+    status_kb("VmRSS:") * 1024
+}
+
+/// A kB figure of `/proc/self/status`.
+fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
-        .map_or(0, |kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 async fn run(engine: &Engine, sql: &str) -> Result<Vec<StatementResult>, String> {
@@ -120,7 +153,8 @@ async fn run(engine: &Engine, sql: &str) -> Result<Vec<StatementResult>, String>
 }
 
 /// Runs the benchmark; prints the table and returns the figures as JSON.
-pub async fn bench(events: u64, groups: u64) -> Result<Value, String> {
+pub async fn bench(events: u64, groups: u64, only: Option<&str>) -> Result<Value, String> {
+    let wanted = |name: &str| only.is_none_or(|o| name.contains(o));
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut config = EngineConfig::new(dir.path());
     config.checkpoint_interval = Duration::from_secs(1);
@@ -138,15 +172,20 @@ pub async fn bench(events: u64, groups: u64) -> Result<Value, String> {
     .await?;
     println!("  written in {:.2} s", started.elapsed().as_secs_f64());
 
+    let memory = if QUERIES.iter().any(|q| wanted(q.name)) {
+        Some(memory_context(&engine).await?)
+    } else {
+        None
+    };
     let mut rows = Vec::new();
     println!(
-        "\n{:<34} {:>14} {:>16} {:>14} {:>10}",
-        "query", "stream ev/s", "stream ev/s/core", "batch ev/s", "str÷batch"
+        "\n{:<34} {:>12} {:>12} {:>12} {:>12} {:>12} {:>8}",
+        "query (events/s)", "continuous", "per core", "SELECT", "mem→mem", "mem→stream", "ratio"
     );
-    for (i, q) in QUERIES.iter().enumerate() {
+    for (i, q) in QUERIES.iter().enumerate().filter(|(_, q)| wanted(q.name)) {
         let create = match q.kind {
-            "view" => format!("CREATE MATERIALIZED VIEW bench_{i} AS {}", q.streaming),
-            _ => format!("CREATE STREAM bench_{i} AS {}", q.streaming),
+            "view" => format!("CREATE MATERIALIZED VIEW bench_{i} AS {}", q.sql),
+            _ => format!("CREATE STREAM bench_{i} AS {}", q.sql),
         };
         let (cpu0, t0) = (cpu_seconds(), Instant::now());
         run(&engine, &format!("{create}; FLUSH")).await?;
@@ -157,20 +196,68 @@ pub async fn bench(events: u64, groups: u64) -> Result<Value, String> {
         } else {
             f64::NAN
         };
+        // The bounded queries produce every output row, as the continuous one does
+        // (wrapped in count(*), DataFusion would skip reading the columns).
         let t1 = Instant::now();
-        run(&engine, &format!("SELECT count(*) FROM ({})", q.batch)).await?;
-        let batch = events as f64 / t1.elapsed().as_secs_f64();
+        let select_rows: usize = run(&engine, q.sql)
+            .await?
+            .iter()
+            .map(|r| match r {
+                StatementResult::Rows { batches, .. } => batches.iter().map(|b| b.num_rows()).sum(),
+                StatementResult::Ok { .. } => 0,
+            })
+            .sum();
+        let select = events as f64 / t1.elapsed().as_secs_f64();
+        let ctx = memory.as_ref().ok_or("no memory table")?;
+        let t2 = Instant::now();
+        let memory_rows = count_rows(ctx, q.memory).await?;
+        let in_memory = events as f64 / t2.elapsed().as_secs_f64();
+        // A derived stream's ceiling writes the same rows durably: a bounded INSERT.
+        let durable = if q.columns.is_empty() {
+            None
+        } else {
+            run(&engine, &format!("CREATE STREAM batch_{i} ({})", q.columns)).await?;
+            let stream = engine
+                .stream(&format!("batch_{i}"))
+                .ok_or("no batch stream")?;
+            ctx.register_table("sink", Arc::new(StreamTable::new(stream)))
+                .map_err(|e| e.to_string())?;
+            let t3 = Instant::now();
+            let names: Vec<&str> = q
+                .columns
+                .split(',')
+                .filter_map(|c| c.split_whitespace().next())
+                .collect();
+            let insert = format!("INSERT INTO sink ({}) {}", names.join(", "), q.memory);
+            count_rows(ctx, &insert).await?;
+            let figure = events as f64 / t3.elapsed().as_secs_f64();
+            ctx.deregister_table("sink").map_err(|e| e.to_string())?;
+            run(&engine, &format!("DROP STREAM batch_{i}")).await?;
+            Some(figure)
+        };
+        let batch = durable.unwrap_or(in_memory);
+        if memory_rows != select_rows {
+            return Err(format!(
+                "{}: the in-memory DataFusion query returned {memory_rows} rows where Weir's SELECT returned {select_rows}",
+                q.name
+            ));
+        }
+        let ev = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0}"));
         println!(
-            "{:<34} {:>14.0} {:>16.0} {:>14.0} {:>10.2}",
+            "{:<34} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12} {:>8.2}",
             q.name,
             streaming,
             per_core,
-            batch,
+            select,
+            in_memory,
+            ev(durable),
             streaming / batch
         );
         rows.push(json!({"query": q.name, "streaming_events_per_s": streaming,
             "streaming_events_per_s_per_core": per_core, "cpu_seconds": cpu,
-            "batch_events_per_s": batch, "ratio": streaming / batch}));
+            "select_events_per_s": select, "memory_events_per_s": in_memory,
+            "memory_to_stream_events_per_s": durable, "batch_events_per_s": batch,
+            "output_rows": select_rows, "ratio": streaming / batch}));
         run(
             &engine,
             &format!(
@@ -184,16 +271,101 @@ pub async fn bench(events: u64, groups: u64) -> Result<Value, String> {
         )
         .await?;
     }
+    drop(memory);
     for (name, why) in NOT_YET {
         println!("{name:<34} not run: {why}");
     }
 
-    // State per group: a view with `groups` groups.
-    let t2 = Instant::now();
+    let state = if wanted("state") {
+        state_per_group(&engine, groups).await?
+    } else {
+        Value::Null
+    };
+    engine.shutdown().await;
+    let ingest = if wanted("ingest") {
+        ingest_matrix(if events <= 1_000_000 {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(3)
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
+    let (mut latency, mut window_latency) = (Vec::new(), Vec::new());
+    if wanted("latency") {
+        for interval in [Duration::from_millis(1000), Duration::from_millis(100)] {
+            latency
+                .push(view_latency(interval, if events <= 1_000_000 { 100 } else { 500 }).await?);
+        }
+        for interval in [Duration::from_millis(1000), Duration::from_millis(100)] {
+            window_latency.push(
+                window_latency_ms(interval, if events <= 1_000_000 { 10 } else { 40 }).await?,
+            );
+        }
+    }
+    Ok(json!({
+        "events": events,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "queries": rows,
+        "not_run": NOT_YET.iter().map(|(n, w)| json!({"query": n, "why": w})).collect::<Vec<_>>(),
+        "state": state,
+        "peak_rss_bytes": peak_rss(),
+        "ingest": ingest,
+        "view_latency": latency,
+        "window_latency": window_latency,
+    }))
+}
+
+/// A plain DataFusion context (no Weir) with the bids' columns the queries read as a
+/// memory table `bids`, split over as many partitions as there are cores.
+async fn memory_context(engine: &Engine) -> Result<SessionContext, String> {
+    let results = run(engine, "SELECT auction, bidder, price, date_time FROM bids").await?;
+    let Some(StatementResult::Rows {
+        schema, batches, ..
+    }) = results.into_iter().next()
+    else {
+        return Err("reading the bids into memory returned no rows".into());
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut partitions = vec![Vec::new(); cores];
+    for (i, batch) in batches.into_iter().enumerate() {
+        partitions[i % cores].push(batch);
+    }
+    let table = MemTable::try_new(schema, partitions).map_err(|e| e.to_string())?;
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
+    ctx.register_table("bids", Arc::new(table))
+        .map_err(|e| e.to_string())?;
+    Ok(ctx)
+}
+
+/// Runs `sql` in `ctx`, consuming every output row; returns how many.
+async fn count_rows(ctx: &SessionContext, sql: &str) -> Result<usize, String> {
+    use futures::StreamExt;
+    let failed = |e: datafusion::error::DataFusionError| format!("{sql}: {e}");
+    let mut stream = ctx
+        .sql(sql)
+        .await
+        .map_err(failed)?
+        .execute_stream()
+        .await
+        .map_err(failed)?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        rows += batch.map_err(failed)?.num_rows();
+    }
+    Ok(rows)
+}
+
+/// A view with exactly `groups` groups (a key over the row's offset in the one
+/// partition of the bids stream): the state the engine reports for it, and the growth of
+/// resident memory while it was built.
+async fn state_per_group(engine: &Engine, groups: u64) -> Result<Value, String> {
+    let (t, rss0) = (Instant::now(), current_rss());
     run(
-        &engine,
+        engine,
         &format!(
-            "CREATE MATERIALIZED VIEW per_key AS SELECT (auction * 7919 + bidder) % {groups} AS k, count(*) AS n, sum(price) AS total FROM bids GROUP BY (auction * 7919 + bidder) % {groups}; FLUSH"
+            "CREATE MATERIALIZED VIEW per_key AS SELECT _offset % {groups} AS k, count(*) AS n, sum(price) AS total FROM bids GROUP BY _offset % {groups}; FLUSH"
         ),
     )
     .await?;
@@ -206,40 +378,18 @@ pub async fn bench(events: u64, groups: u64) -> Result<Value, String> {
     let state_rows: u64 = reports.iter().map(|r| r.state_rows).sum();
     let state_bytes: u64 = reports.iter().map(|r| r.state_bytes).sum();
     let per_group = state_bytes as f64 / state_rows.max(1) as f64;
-    let rss = peak_rss();
+    let rss_growth = current_rss().saturating_sub(rss0);
     println!(
-        "\nview with {state_rows} groups: {:.1} s, state {:.1} MB ({per_group:.0} bytes/group); peak RSS {:.0} MB",
-        t2.elapsed().as_secs_f64(),
+        "\nview with {state_rows} groups: {:.1} s, state {:.1} MB ({per_group:.0} bytes/group); resident memory grew {:.0} MB, peak RSS {:.0} MB",
+        t.elapsed().as_secs_f64(),
         state_bytes as f64 / 1e6,
-        rss as f64 / 1e6
+        rss_growth as f64 / 1e6,
+        peak_rss() as f64 / 1e6
     );
-    engine.shutdown().await;
-    let ingest = ingest_matrix(if events <= 1_000_000 {
-        Duration::from_millis(500)
-    } else {
-        Duration::from_secs(3)
-    })
-    .await?;
-    let mut latency = Vec::new();
-    for interval in [Duration::from_millis(1000), Duration::from_millis(100)] {
-        latency.push(view_latency(interval, if events <= 1_000_000 { 100 } else { 500 }).await?);
-    }
-    let mut window_latency = Vec::new();
-    for interval in [Duration::from_millis(1000), Duration::from_millis(100)] {
-        window_latency
-            .push(window_latency_ms(interval, if events <= 1_000_000 { 10 } else { 40 }).await?);
-    }
-    Ok(json!({
-        "events": events,
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "queries": rows,
-        "not_run": NOT_YET.iter().map(|(n, w)| json!({"query": n, "why": w})).collect::<Vec<_>>(),
-        "state": {"groups": state_rows, "bytes": state_bytes, "bytes_per_group": per_group},
-        "peak_rss_bytes": rss,
-        "ingest": ingest,
-        "view_latency": latency,
-        "window_latency": window_latency,
-    }))
+    Ok(
+        json!({"groups": state_rows, "bytes": state_bytes, "bytes_per_group": per_group,
+        "rss_growth_bytes": rss_growth}),
+    )
 }
 
 /// One request body of `rows` rows of about `row_bytes` bytes each.

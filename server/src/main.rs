@@ -40,6 +40,10 @@ struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run only the queries and sections whose name contains this text (e.g. `q0`,
+    /// `tumbling`, `state`, `ingest`, `latency`), for profiling one of them.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -146,7 +150,7 @@ fn main() -> ExitCode {
                 .groups
                 .unwrap_or(if args.quick { 100_000 } else { 1_000_000 });
             runtime
-                .block_on(weir::bench::bench(events, groups))
+                .block_on(weir::bench::bench(events, groups, args.only.as_deref()))
                 .and_then(|figures| match &args.json {
                     Some(path) => std::fs::write(
                         path,

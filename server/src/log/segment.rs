@@ -355,11 +355,34 @@ impl Segment {
     }
 
     /// Reads one frame, checks its header and CRC, and returns its payload.
+    /// Reads `len` bytes at `position` into a new buffer, without zeroing it first (the
+    /// kernel writes every byte; a frame read is otherwise a memset plus a copy).
+    fn read_uninit(&self, len: usize, position: u64) -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(len);
+        while bytes.len() < len {
+            let done = bytes.len();
+            // Reads into the spare capacity and extends the length by what it read.
+            let read = rustix::io::pread(
+                &self.file,
+                rustix::buffer::spare_capacity(&mut bytes),
+                position + done as u64,
+            )?;
+            if read == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the segment ends before byte {}", position + len as u64),
+                ));
+            }
+        }
+        // The capacity may have been larger than asked for: keep just the frame.
+        bytes.truncate(len);
+        Ok(bytes)
+    }
+
     pub fn read_frame(&self, meta: &FrameMeta) -> Result<Buffer> {
         let len = HEADER_LEN + meta.payload_len as usize;
-        let mut bytes = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut bytes, meta.position)
+        let bytes = self
+            .read_uninit(len, meta.position)
             .map_err(|e| LogError::io(&self.path, "read frame from segment", e))?;
         let corrupt = |reason: String| LogError::Corrupt {
             path: self.path.clone(),

@@ -460,6 +460,7 @@ impl RunningQuery {
         // The last epoch every reader took part in: a barrier asked for before this task
         // started still needs this partition's barrier.
         let mut barrier_sent = *resumed.borrow();
+        let read_columns = Arc::new(ReadColumns::new(&self.plan, self.late.is_some()));
         loop {
             if *cancel.borrow() {
                 return Ok(());
@@ -511,15 +512,17 @@ impl RunningQuery {
             }
             let to = committed.min(next + CHUNK_ROWS);
             let reader = log.clone();
+            let read_columns = read_columns.clone();
             let plan = self.plan.clone();
             let parts = operators.len();
             let prepared =
                 tokio::task::spawn_blocking(move || -> Result<Vec<Vec<Prepared>>, String> {
                     let mut per_operator: Vec<Vec<Prepared>> =
                         (0..parts).map(|_| Vec::new()).collect();
-                    for item in reader.scan(next, to, None) {
+                    for item in reader.scan(next, to, read_columns.decode.clone()) {
                         let batch = item.map_err(|e| e.to_string())?;
-                        let table = with_metadata(p as u32, &batch, &plan.source.table_schema)
+                        let table = read_columns
+                            .table_batch(p as u32, &batch)
                             .map_err(|e| e.to_string())?;
                         let prepared = operator::prepare(&plan, &table)
                             .map_err(|e| crate::engine::datafusion_message(&e))?;
@@ -781,14 +784,75 @@ impl RunningQuery {
 }
 
 /// A log batch with its metadata columns appended: the source's table schema.
-fn with_metadata(
-    partition: u32,
-    batch: &LogBatch,
-    schema: &datafusion::arrow::datatypes::SchemaRef,
-) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
-    let mut columns = batch.batch.columns().to_vec();
-    for m in 0..3 {
-        columns.push(metadata_column(m, partition, batch));
+/// The columns of the source a query's readers decode from the log, and how they
+/// build the table-schema batches the plan runs on.
+///
+/// A reader decodes only the columns the plan reads (its scan projection and the event
+/// time), so a query over three columns of a wide stream does not decode (or validate
+/// the UTF-8 of) the others. The columns it skips are all-null arrays, in a copy of the
+/// table schema where they are nullable; a query that routes late events to a stream
+/// decodes every column, since the late rows are written as they arrived.
+struct ReadColumns {
+    /// User columns to decode, in order; `None`: all of them.
+    decode: Option<Vec<usize>>,
+    /// Which table-schema columns (user then metadata) are needed.
+    needed: Vec<bool>,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+impl ReadColumns {
+    fn new(plan: &ContinuousPlan, all: bool) -> Self {
+        use datafusion::arrow::datatypes::Schema;
+        let table = &plan.source.table_schema;
+        let user_columns = table.fields().len() - 3;
+        let event_time = plan
+            .source
+            .def
+            .watermark
+            .as_ref()
+            .and_then(|w| table.index_of(&w.column).ok());
+        let needed: Vec<bool> = (0..table.fields().len())
+            .map(|i| all || plan.scan_projection.contains(&i) || event_time == Some(i))
+            .collect();
+        let decode = (!all).then(|| (0..user_columns).filter(|&i| needed[i]).collect());
+        let fields: Vec<_> = table
+            .fields()
+            .iter()
+            .zip(&needed)
+            .map(|(f, &needed)| match needed {
+                true => f.clone(),
+                false => Arc::new(f.as_ref().clone().with_nullable(true)),
+            })
+            .collect();
+        ReadColumns {
+            decode,
+            needed,
+            schema: Arc::new(Schema::new_with_metadata(fields, table.metadata().clone())),
+        }
     }
-    RecordBatch::try_new(schema.clone(), columns)
+
+    /// The table-schema batch of one log batch (read with `self.decode`).
+    fn table_batch(
+        &self,
+        partition: u32,
+        batch: &LogBatch,
+    ) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+        use datafusion::arrow::array::new_null_array;
+        let rows = batch.batch.num_rows();
+        let user_columns = self.needed.len() - 3;
+        let mut decoded = batch.batch.columns().iter();
+        let mut columns = Vec::with_capacity(self.needed.len());
+        for (i, field) in self.schema.fields().iter().enumerate() {
+            columns.push(match (self.needed[i], i < user_columns) {
+                (true, true) => decoded.next().cloned().ok_or_else(|| {
+                    datafusion::arrow::error::ArrowError::SchemaError(
+                        "the log returned fewer columns than asked".into(),
+                    )
+                })?,
+                (true, false) => metadata_column(i - user_columns, partition, batch),
+                (false, _) => new_null_array(field.data_type(), rows),
+            });
+        }
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
 }

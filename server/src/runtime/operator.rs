@@ -643,12 +643,7 @@ impl Operator {
         super::OperatorReport {
             partitions,
             state_rows: self.state_rows() as u64,
-            state_bytes: self
-                .state
-                .iter()
-                .chain(&self.closed)
-                .map(|b| b.get_array_memory_size() as u64)
-                .sum(),
+            state_bytes: memory_bytes(self.state.iter().chain(&self.closed)),
             open_windows: open.into_iter().take(20).collect(),
         }
     }
@@ -657,6 +652,33 @@ impl Operator {
     pub fn state_rows(&self) -> usize {
         self.state.iter().map(|b| b.num_rows()).sum()
     }
+}
+
+/// Bytes of memory the batches hold: the capacity of each distinct allocation behind
+/// their buffers, counted once however many arrays or slices share it (an aggregate's
+/// output batches are slices of one set of buffers; `get_array_memory_size` would count
+/// the whole buffer for every slice).
+pub fn memory_bytes<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>) -> u64 {
+    use datafusion::arrow::array::{Array, ArrayData};
+    use std::collections::HashSet;
+    fn visit(data: &ArrayData, seen: &mut HashSet<usize>, total: &mut u64) {
+        let nulls = data.nulls().map(|n| n.buffer());
+        for buffer in data.buffers().iter().chain(nulls) {
+            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                *total += buffer.capacity() as u64;
+            }
+        }
+        for child in data.child_data() {
+            visit(child, seen, total);
+        }
+    }
+    let (mut seen, mut total) = (HashSet::new(), 0);
+    for batch in batches {
+        for column in batch.columns() {
+            visit(&column.to_data(), &mut seen, &mut total);
+        }
+    }
+    total
 }
 
 /// The name of the change column of `EMIT CHANGES` output.
@@ -723,5 +745,27 @@ impl GroupSet {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+
+    #[test]
+    fn memory_bytes_counts_a_shared_buffer_once() {
+        let column = Arc::new(Int64Array::from_iter_values(0..1000));
+        let batch = RecordBatch::try_from_iter([("v", column as _)]).unwrap();
+        let whole = memory_bytes([&batch]);
+        assert!(whole >= 8000, "{whole}");
+        let slices: Vec<_> = (0..10).map(|i| batch.slice(i * 100, 100)).collect();
+        assert_eq!(memory_bytes(&slices), whole);
+        let copy = RecordBatch::try_from_iter([(
+            "v",
+            Arc::new(Int64Array::from_iter_values(0..1000)) as _,
+        )])
+        .unwrap();
+        assert_eq!(memory_bytes([&batch, &copy]), 2 * whole);
     }
 }
