@@ -25,6 +25,7 @@
 
 pub mod checkpoint;
 mod coordinator;
+mod groups;
 mod operator;
 mod progress;
 mod sink;
@@ -603,10 +604,13 @@ impl RunningQuery {
                 .restore(snapshot)
                 .await
                 .map_err(|e| crate::engine::datafusion_message(&e))?;
+            let open = operator
+                .state_batches()
+                .map_err(|e| crate::engine::datafusion_message(&e))?;
             if let (Sink::View(state), Some(view)) = (
                 &self.sink,
                 operator
-                    .view_contents()
+                    .view_contents(&open)
                     .await
                     .map_err(|e| crate::engine::datafusion_message(&e))?,
             ) {
@@ -647,15 +651,19 @@ impl RunningQuery {
                         *seen += 1;
                         if *seen == partitions {
                             let (epoch, offsets, _) = barrier.take().expect("set above");
+                            let state = operator
+                                .snapshot()
+                                .map_err(|e| crate::engine::datafusion_message(&e))?;
+                            let view = operator
+                                .view_contents(&state.state)
+                                .await
+                                .map_err(|e| crate::engine::datafusion_message(&e))?;
                             let snapshot = Snapshot {
                                 operator: index,
                                 epoch,
                                 offsets,
-                                state: operator.snapshot(),
-                                view: operator
-                                    .view_contents()
-                                    .await
-                                    .map_err(|e| crate::engine::datafusion_message(&e))?,
+                                state,
+                                view,
                             };
                             if snapshots.send(snapshot).await.is_err() {
                                 return Ok(());

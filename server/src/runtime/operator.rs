@@ -26,6 +26,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::aggregates::AggregateMode;
 use datafusion::physical_plan::collect;
 
+use super::groups::LiveGroups;
 use crate::clock::Clock;
 use crate::planner::{AggregatePlan, ContinuousPlan};
 
@@ -143,8 +144,12 @@ pub struct Operator {
     partition_watermarks: Vec<Option<i64>>,
     /// The query's watermark, in nanoseconds.
     pub watermark: Option<i64>,
-    /// Partial-aggregate state of groups that are still open.
+    /// Partial-aggregate state of groups that are still open (the batch-merging path).
     state: Vec<RecordBatch>,
+    /// The open groups as live hash tables, when the aggregate allows (see
+    /// [`LiveGroups`]); then `state` stays empty. (The mutex only makes the operator
+    /// `Sync`, as DataFusion's hash tables are not; it is reached through `&mut self`.)
+    live: Option<parking_lot::Mutex<LiveGroups>>,
     /// Final rows of closed windows (views keep them; streams emitted them).
     closed: Vec<RecordBatch>,
     keeps_closed: bool,
@@ -191,7 +196,20 @@ impl Operator {
         // Processing time starts when the query started (set synchronously by the
         // caller), not when this task first ran.
         let now = started_ms.unwrap_or_else(|| clock.now_ms());
+        let view_final = keeps_closed && !changes;
+        let changes = changes && !keeps_closed;
+        // EMIT CHANGES needs each touched group's previous result: the batch path.
+        let live = match &plan.aggregate {
+            Some(agg) if !changes => partial_schema(agg)
+                .and_then(|schema| LiveGroups::try_new(agg, schema))
+                .unwrap_or_else(|e| {
+                    tracing::warn!("live aggregate state unavailable, merging batches: {e}");
+                    None
+                }),
+            _ => None,
+        };
         Operator {
+            live: live.map(parking_lot::Mutex::new),
             idle_timeout_ms: source.def.idle_timeout_ms,
             last_active_ms: vec![now; source.partitions().len()],
             delivered: start.to_vec(),
@@ -205,8 +223,8 @@ impl Operator {
             keeps_closed,
             retention_ns: plan_retention_ns,
             rows_in: 0,
-            changes: changes && !keeps_closed,
-            view_final: keeps_closed && !changes,
+            changes,
+            view_final,
             task: Arc::new(TaskContext::default()),
         }
     }
@@ -287,7 +305,11 @@ impl Operator {
                 input = kept;
             }
             self.rows_in += input.num_rows() as u64;
-            if input.num_rows() > 0 {
+            if let Some(live) = &mut self.live {
+                let input =
+                    RecordBatch::try_new(agg.input_schema.clone(), input.columns().to_vec())?;
+                live.get_mut().update(&input)?;
+            } else if input.num_rows() > 0 {
                 let schema = agg.input_schema.clone();
                 let input = RecordBatch::try_new(schema.clone(), input.columns().to_vec())?;
                 partials.extend(
@@ -526,6 +548,9 @@ impl Operator {
         }
         let mut closed = Vec::new();
         let mut open = Vec::new();
+        if let Some(live) = &mut self.live {
+            closed = live.get_mut().take_closed(watermark)?;
+        }
         for batch in std::mem::take(&mut self.state) {
             let ends = nanos(batch.column(window.group_index).as_ref())?;
             let is_closed: BooleanArray = ends
@@ -548,15 +573,23 @@ impl Operator {
         Ok(results)
     }
 
-    /// The operator's state at a checkpoint barrier (cheap: batches are shared).
-    pub fn snapshot(&self) -> super::checkpoint::OperatorSnapshot {
-        super::checkpoint::OperatorSnapshot {
-            state: self.state.clone(),
+    /// The open groups as partial-state rows (live tables are drained and refilled).
+    pub fn state_batches(&mut self) -> Result<Vec<RecordBatch>> {
+        match &mut self.live {
+            Some(live) => live.get_mut().state_batches(),
+            None => Ok(self.state.clone()),
+        }
+    }
+
+    /// The operator's state at a checkpoint barrier.
+    pub fn snapshot(&mut self) -> Result<super::checkpoint::OperatorSnapshot> {
+        Ok(super::checkpoint::OperatorSnapshot {
+            state: self.state_batches()?,
             closed: self.closed.clone(),
             partition_watermarks: self.partition_watermarks.clone(),
             watermark: self.watermark,
             rows_in: self.rows_in,
-        }
+        })
     }
 
     /// Restores a checkpointed state; refuses state that does not fit this plan (the
@@ -585,15 +618,23 @@ impl Operator {
         if snapshot.partition_watermarks.len() == self.partition_watermarks.len() {
             self.partition_watermarks = snapshot.partition_watermarks;
         }
-        self.state = snapshot.state;
+        match &mut self.live {
+            Some(live) => {
+                for batch in &snapshot.state {
+                    live.get_mut().merge(batch)?;
+                }
+            }
+            None => self.state = snapshot.state,
+        }
         self.closed = snapshot.closed;
         self.watermark = snapshot.watermark;
         self.rows_in = snapshot.rows_in;
         Ok(())
     }
 
-    /// The view's contents now (views publish them when a checkpoint commits).
-    pub async fn view_contents(&self) -> Result<Option<Vec<RecordBatch>>> {
+    /// The view's contents now, given the open groups' state (from
+    /// [`Self::state_batches`]); views publish them when a checkpoint commits.
+    pub async fn view_contents(&self, state: &[RecordBatch]) -> Result<Option<Vec<RecordBatch>>> {
         if !self.keeps_closed {
             return Ok(None);
         }
@@ -605,7 +646,7 @@ impl Operator {
             view.push(self.plan.apply_post(batch.clone())?);
         }
         if !self.view_final {
-            for batch in self.finalize(&agg, self.state.clone()).await? {
+            for batch in self.finalize(&agg, state.to_vec()).await? {
                 view.push(self.plan.apply_post(batch)?);
             }
         }
@@ -628,7 +669,13 @@ impl Operator {
             })
             .collect();
         let mut open = std::collections::BTreeMap::<i64, u64>::new();
-        if let Some(window) = self.aggregate().and_then(|a| a.window.as_ref()) {
+        if let Some(live) = &self.live {
+            let live = live.lock();
+            open.extend(
+                live.windows()
+                    .filter(|(end, _)| self.watermark.is_none_or(|w| *end > w)),
+            );
+        } else if let Some(window) = self.aggregate().and_then(|a| a.window.as_ref()) {
             for batch in &self.state {
                 if let Ok(ends) = nanos(batch.column(window.group_index).as_ref()) {
                     for end in ends.into_iter().flatten() {
@@ -643,15 +690,26 @@ impl Operator {
         super::OperatorReport {
             partitions,
             state_rows: self.state_rows() as u64,
-            state_bytes: memory_bytes(self.state.iter().chain(&self.closed)),
+            state_bytes: memory_bytes(self.state.iter().chain(&self.closed))
+                + self.live.as_ref().map_or(0, |l| l.lock().bytes()),
             open_windows: open.into_iter().take(20).collect(),
         }
     }
 
     /// The state's size, for metrics: groups still open.
     pub fn state_rows(&self) -> usize {
-        self.state.iter().map(|b| b.num_rows()).sum()
+        self.state.iter().map(|b| b.num_rows()).sum::<usize>()
+            + self.live.as_ref().map_or(0, |l| l.lock().len())
     }
+}
+
+/// The layout of the aggregate's partial-state rows: its partial `AggregateExec`'s
+/// output schema.
+fn partial_schema(agg: &AggregatePlan) -> Result<datafusion::arrow::datatypes::SchemaRef> {
+    let empty = MemorySourceConfig::try_new_exec(&[vec![]], agg.input_schema.clone(), None)?;
+    Ok(datafusion::physical_plan::ExecutionPlan::schema(
+        &agg.exec(AggregateMode::Partial, empty)?,
+    ))
 }
 
 /// Bytes of memory the batches hold: the capacity of each distinct allocation behind
