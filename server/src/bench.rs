@@ -5,14 +5,11 @@
 //! until it has processed everything, and writes its output durably). Then the same
 //! query bounded, twice, each producing every output row: as Weir's own `SELECT` over
 //! the log (in the page cache), and as plain DataFusion over the bids' columns held in
-//! memory (no log to read), once keeping its result in memory and, for queries that
-//! write a derived stream, once inserting it into a stream durably (`INSERT INTO ...
-//! SELECT`, the bounded job that does the continuous query's work). Figures: events/s,
-//! events/s per core of the engine's CPU time (user + system of this process, from
-//! `/proc/self/stat`), and the ratio streaming ÷ batch, where batch is the durable
-//! in-memory run for derived streams and the in-memory one for views (whose results
-//! live in memory). The two bounded queries must return the same number of rows, or
-//! the command fails. Then a view
+//! memory (no log to read: the ceiling of the engine alone). Figures: events/s, events/s
+//! per core of the engine's CPU time (user + system of this process, from
+//! `/proc/self/stat`), and the ratios of the continuous figure to both bounded ones.
+//! The two bounded queries must return the same number of rows, or the command fails.
+//! Then a view
 //! with many groups, for state bytes per group and peak RSS. Queries that need what
 //! Weir does not run continuously yet (joins) are listed as such.
 //!
@@ -34,7 +31,6 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::clock::SystemClock;
 use crate::engine::{Engine, EngineConfig, StatementResult};
-use crate::table::StreamTable;
 
 /// A benchmark query: its name, the Weir SQL (run continuously, and bounded over the
 /// log), and the same query in plain DataFusion SQL over the bids held in memory.
@@ -45,9 +41,6 @@ struct Query {
     /// an event belongs to), over a memory table `bids`.
     memory: &'static str,
     kind: &'static str,
-    /// A derived stream's columns: the bounded baseline inserts its rows into a stream
-    /// of these columns, durably, as the continuous query writes them.
-    columns: &'static str,
 }
 
 const QUERIES: &[Query] = &[
@@ -56,35 +49,30 @@ const QUERIES: &[Query] = &[
         sql: "SELECT auction, bidder, price, date_time FROM bids",
         memory: "SELECT auction, bidder, price, date_time FROM bids",
         kind: "stream",
-        columns: "auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP",
     },
     Query {
         name: "q1 currency conversion",
         sql: "SELECT auction, bidder, price * 908 / 1000 AS price, date_time FROM bids",
         memory: "SELECT auction, bidder, price * 908 / 1000 AS price, date_time FROM bids",
         kind: "stream",
-        columns: "auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP",
     },
     Query {
         name: "q2 selection",
         sql: "SELECT auction, price FROM bids WHERE auction % 123 = 0",
         memory: "SELECT auction, price FROM bids WHERE auction % 123 = 0",
         kind: "stream",
-        columns: "auction BIGINT, price BIGINT",
     },
     Query {
         name: "tumbling count (10 s)",
         sql: "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
         memory: "SELECT window_start, window_start + INTERVAL '10' SECOND AS window_end, count(*) AS n FROM (SELECT date_bin(INTERVAL '10' SECOND, date_time) AS window_start FROM bids) GROUP BY window_start",
         kind: "stream",
-        columns: "window_start TIMESTAMP, window_end TIMESTAMP, n BIGINT",
     },
     Query {
         name: "q5 hot items (hop, per auction)",
         sql: "SELECT window_start, window_end, auction, count(*) AS n FROM HOP(bids, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND) GROUP BY window_start, window_end, auction",
         memory: "SELECT window_start, window_start + INTERVAL '10' SECOND AS window_end, auction, count(*) AS n FROM (SELECT auction, date_bin(INTERVAL '2' SECOND, date_time) - k.shift AS window_start FROM bids CROSS JOIN (VALUES (INTERVAL '0' SECOND), (INTERVAL '2' SECOND), (INTERVAL '4' SECOND), (INTERVAL '6' SECOND), (INTERVAL '8' SECOND)) AS k(shift)) GROUP BY window_start, auction",
         kind: "view",
-        columns: "",
     },
 ];
 
@@ -179,8 +167,8 @@ pub async fn bench(events: u64, groups: u64, only: Option<&str>) -> Result<Value
     };
     let mut rows = Vec::new();
     println!(
-        "\n{:<34} {:>12} {:>12} {:>12} {:>12} {:>12} {:>8}",
-        "query (events/s)", "continuous", "per core", "SELECT", "mem→mem", "mem→stream", "ratio"
+        "\n{:<34} {:>12} {:>12} {:>12} {:>8} {:>12} {:>8}",
+        "query (events/s)", "continuous", "per core", "SELECT", "÷SELECT", "in memory", "÷memory"
     );
     for (i, q) in QUERIES.iter().enumerate().filter(|(_, q)| wanted(q.name)) {
         let create = match q.kind {
@@ -212,52 +200,27 @@ pub async fn bench(events: u64, groups: u64, only: Option<&str>) -> Result<Value
         let t2 = Instant::now();
         let memory_rows = count_rows(ctx, q.memory).await?;
         let in_memory = events as f64 / t2.elapsed().as_secs_f64();
-        // A derived stream's ceiling writes the same rows durably: a bounded INSERT.
-        let durable = if q.columns.is_empty() {
-            None
-        } else {
-            run(&engine, &format!("CREATE STREAM batch_{i} ({})", q.columns)).await?;
-            let stream = engine
-                .stream(&format!("batch_{i}"))
-                .ok_or("no batch stream")?;
-            ctx.register_table("sink", Arc::new(StreamTable::new(stream)))
-                .map_err(|e| e.to_string())?;
-            let t3 = Instant::now();
-            let names: Vec<&str> = q
-                .columns
-                .split(',')
-                .filter_map(|c| c.split_whitespace().next())
-                .collect();
-            let insert = format!("INSERT INTO sink ({}) {}", names.join(", "), q.memory);
-            count_rows(ctx, &insert).await?;
-            let figure = events as f64 / t3.elapsed().as_secs_f64();
-            ctx.deregister_table("sink").map_err(|e| e.to_string())?;
-            run(&engine, &format!("DROP STREAM batch_{i}")).await?;
-            Some(figure)
-        };
-        let batch = durable.unwrap_or(in_memory);
         if memory_rows != select_rows {
             return Err(format!(
                 "{}: the in-memory DataFusion query returned {memory_rows} rows where Weir's SELECT returned {select_rows}",
                 q.name
             ));
         }
-        let ev = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0}"));
         println!(
-            "{:<34} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>12} {:>8.2}",
+            "{:<34} {:>12.0} {:>12.0} {:>12.0} {:>8.2} {:>12.0} {:>8.2}",
             q.name,
             streaming,
             per_core,
             select,
+            streaming / select,
             in_memory,
-            ev(durable),
-            streaming / batch
+            streaming / in_memory
         );
         rows.push(json!({"query": q.name, "streaming_events_per_s": streaming,
             "streaming_events_per_s_per_core": per_core, "cpu_seconds": cpu,
-            "select_events_per_s": select, "memory_events_per_s": in_memory,
-            "memory_to_stream_events_per_s": durable, "batch_events_per_s": batch,
-            "output_rows": select_rows, "ratio": streaming / batch}));
+            "select_events_per_s": select, "ratio_to_select": streaming / select,
+            "batch_events_per_s": in_memory, "ratio": streaming / in_memory,
+            "output_rows": select_rows}));
         run(
             &engine,
             &format!(

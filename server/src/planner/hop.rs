@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 
-use super::tumble::{interval_arg, window_source};
+use super::tumble::{interval_arg, plus_nanos, window_source};
 use crate::table::StreamRegistry;
 
 const USAGE: &str =
@@ -33,10 +33,6 @@ impl HopFunction {
     }
 }
 
-fn nanos_literal(ns: i64) -> ScalarValue {
-    ScalarValue::new_interval_mdn(0, 0, ns)
-}
-
 impl TableFunctionImpl for HopFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let [stream, time, slide, size] = args.exprs() else {
@@ -44,7 +40,7 @@ impl TableFunctionImpl for HopFunction {
         };
         let source = window_source(&self.streams, "HOP", stream, time, USAGE)?;
         let (slide, slide_ns) = interval_arg("HOP", "slide", slide)?;
-        let (size, size_ns) = interval_arg("HOP", "window size", size)?;
+        let (_, size_ns) = interval_arg("HOP", "window size", size)?;
         if size_ns % slide_ns != 0 {
             return plan_err!("HOP: the window size must be a multiple of the slide; {USAGE}");
         }
@@ -58,10 +54,10 @@ impl TableFunctionImpl for HopFunction {
             .call(vec![lit(slide), col(source.time.as_str())]);
         let mut union: Option<LogicalPlanBuilder> = None;
         for j in 0..windows {
-            let start = latest.clone() - lit(nanos_literal(j * slide_ns));
+            let start = plus_nanos(latest.clone(), -j * slide_ns, &source.time_type);
             let mut columns = source.columns.clone();
             columns.push(start.clone().alias("window_start"));
-            columns.push((start + lit(size.clone())).alias("window_end"));
+            columns.push(plus_nanos(start, size_ns, &source.time_type).alias("window_end"));
             let branch = source.scan.clone().project(columns)?.build()?;
             union = Some(match union {
                 None => LogicalPlanBuilder::from(branch),
