@@ -141,7 +141,12 @@ async fn run(engine: &Engine, sql: &str) -> Result<Vec<StatementResult>, String>
 }
 
 /// Runs the benchmark; prints the table and returns the figures as JSON.
-pub async fn bench(events: u64, groups: u64, only: Option<&str>) -> Result<Value, String> {
+pub async fn bench(
+    events: u64,
+    groups: u64,
+    repeats: usize,
+    only: Option<&str>,
+) -> Result<Value, String> {
     let wanted = |name: &str| only.is_none_or(|o| name.contains(o));
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut config = EngineConfig::new(dir.path());
@@ -170,42 +175,24 @@ pub async fn bench(events: u64, groups: u64, only: Option<&str>) -> Result<Value
         "\n{:<34} {:>12} {:>12} {:>12} {:>8} {:>12} {:>8}",
         "query (events/s)", "continuous", "per core", "SELECT", "÷SELECT", "in memory", "÷memory"
     );
+    let ctx = memory.as_ref();
     for (i, q) in QUERIES.iter().enumerate().filter(|(_, q)| wanted(q.name)) {
-        let create = match q.kind {
-            "view" => format!("CREATE MATERIALIZED VIEW bench_{i} AS {}", q.sql),
-            _ => format!("CREATE STREAM bench_{i} AS {}", q.sql),
-        };
-        let (cpu0, t0) = (cpu_seconds(), Instant::now());
-        run(&engine, &format!("{create}; FLUSH")).await?;
-        let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
-        let streaming = events as f64 / secs;
-        let per_core = if cpu > 0.0 {
-            events as f64 / cpu
-        } else {
-            f64::NAN
-        };
-        // The bounded queries produce every output row, as the continuous one does
-        // (wrapped in count(*), DataFusion would skip reading the columns).
-        let t1 = Instant::now();
-        let select_rows: usize = run(&engine, q.sql)
-            .await?
-            .iter()
-            .map(|r| match r {
-                StatementResult::Rows { batches, .. } => batches.iter().map(|b| b.num_rows()).sum(),
-                StatementResult::Ok { .. } => 0,
-            })
-            .sum();
-        let select = events as f64 / t1.elapsed().as_secs_f64();
-        let ctx = memory.as_ref().ok_or("no memory table")?;
-        let t2 = Instant::now();
-        let memory_rows = count_rows(ctx, q.memory).await?;
-        let in_memory = events as f64 / t2.elapsed().as_secs_f64();
-        if memory_rows != select_rows {
-            return Err(format!(
-                "{}: the in-memory DataFusion query returned {memory_rows} rows where Weir's SELECT returned {select_rows}",
-                q.name
-            ));
+        let ctx = ctx.ok_or("no memory table")?;
+        let mut runs = Vec::with_capacity(repeats);
+        for _ in 0..repeats.max(1) {
+            runs.push(measure(&engine, ctx, i, q, events).await?);
         }
+        // Each figure is the median of the runs (the machine's disk and page cache make
+        // single runs vary by up to 2x).
+        let median = |f: fn(&Figures) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let streaming = median(|r| r.streaming);
+        let per_core = median(|r| r.per_core);
+        let select = median(|r| r.select);
+        let in_memory = median(|r| r.in_memory);
         println!(
             "{:<34} {:>12.0} {:>12.0} {:>12.0} {:>8.2} {:>12.0} {:>8.2}",
             q.name,
@@ -216,23 +203,11 @@ pub async fn bench(events: u64, groups: u64, only: Option<&str>) -> Result<Value
             in_memory,
             streaming / in_memory
         );
-        rows.push(json!({"query": q.name, "streaming_events_per_s": streaming,
-            "streaming_events_per_s_per_core": per_core, "cpu_seconds": cpu,
+        rows.push(json!({"query": q.name, "runs": runs.len(),
+            "streaming_events_per_s": streaming, "streaming_events_per_s_per_core": per_core,
             "select_events_per_s": select, "ratio_to_select": streaming / select,
             "batch_events_per_s": in_memory, "ratio": streaming / in_memory,
-            "output_rows": select_rows}));
-        run(
-            &engine,
-            &format!(
-                "DROP {} bench_{i}",
-                if q.kind == "view" {
-                    "MATERIALIZED VIEW"
-                } else {
-                    "STREAM"
-                }
-            ),
-        )
-        .await?;
+            "output_rows": runs[0].rows}));
     }
     drop(memory);
     for (name, why) in NOT_YET {
@@ -278,6 +253,66 @@ pub async fn bench(events: u64, groups: u64, only: Option<&str>) -> Result<Value
         "view_latency": latency,
         "window_latency": window_latency,
     }))
+}
+
+/// One run's figures of a query, in events/s.
+struct Figures {
+    streaming: f64,
+    per_core: f64,
+    select: f64,
+    in_memory: f64,
+    rows: usize,
+}
+
+/// Runs query `i` continuously (a derived stream or view, dropped afterwards), then
+/// bounded as Weir's SELECT and in memory.
+async fn measure(
+    engine: &Engine,
+    ctx: &SessionContext,
+    i: usize,
+    q: &Query,
+    events: u64,
+) -> Result<Figures, String> {
+    let (create, drop) = match q.kind {
+        "view" => ("CREATE MATERIALIZED VIEW", "DROP MATERIALIZED VIEW"),
+        _ => ("CREATE STREAM", "DROP STREAM"),
+    };
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    run(engine, &format!("{create} bench_{i} AS {}; FLUSH", q.sql)).await?;
+    let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    run(engine, &format!("{drop} bench_{i}")).await?;
+    // The bounded queries produce every output row, as the continuous one does
+    // (wrapped in count(*), DataFusion would skip reading the columns).
+    let t1 = Instant::now();
+    let rows: usize = run(engine, q.sql)
+        .await?
+        .iter()
+        .map(|r| match r {
+            StatementResult::Rows { batches, .. } => batches.iter().map(|b| b.num_rows()).sum(),
+            StatementResult::Ok { .. } => 0,
+        })
+        .sum();
+    let select = events as f64 / t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    let memory_rows = count_rows(ctx, q.memory).await?;
+    let in_memory = events as f64 / t2.elapsed().as_secs_f64();
+    if memory_rows != rows {
+        return Err(format!(
+            "{}: the in-memory DataFusion query returned {memory_rows} rows where Weir's SELECT returned {rows}",
+            q.name
+        ));
+    }
+    Ok(Figures {
+        streaming: events as f64 / secs,
+        per_core: if cpu > 0.0 {
+            events as f64 / cpu
+        } else {
+            f64::NAN
+        },
+        select,
+        in_memory,
+        rows,
+    })
 }
 
 /// A plain DataFusion context (no Weir) with the bids' columns the queries read as a

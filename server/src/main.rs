@@ -40,6 +40,9 @@ struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Runs of each query; the figures are their medians [default: 3, or 1 with --quick]
+    #[arg(long)]
+    repeats: Option<usize>,
     /// Run only the queries and sections whose name contains this text (e.g. `q0`,
     /// `tumbling`, `state`, `ingest`, `latency`), for profiling one of them.
     #[arg(long)]
@@ -150,7 +153,12 @@ fn main() -> ExitCode {
                 .groups
                 .unwrap_or(if args.quick { 100_000 } else { 1_000_000 });
             runtime
-                .block_on(weir::bench::bench(events, groups, args.only.as_deref()))
+                .block_on(weir::bench::bench(
+                    events,
+                    groups,
+                    args.repeats.unwrap_or(if args.quick { 1 } else { 3 }),
+                    args.only.as_deref(),
+                ))
                 .and_then(|figures| match &args.json {
                     Some(path) => std::fs::write(
                         path,

@@ -140,6 +140,9 @@ impl ExecutionPlan for LogScanExec {
         if decode.is_empty() {
             decode.push(0);
         }
+        // Decoded arrays share the frame's buffer; a narrower read copies its columns
+        // out, so the query does not hold every frame whole (all columns) in memory.
+        let compact = decode.len() < user_columns;
         let projection = self.projection.clone();
         let schema = self.schema.clone();
         let limit = self.limit;
@@ -152,12 +155,21 @@ impl ExecutionPlan for LogScanExec {
                     .map(|&i| {
                         if i < user_columns {
                             let at = decode.iter().position(|&d| d == i).expect("decoded");
-                            log_batch.batch.column(at).clone()
+                            let column = log_batch.batch.column(at);
+                            if compact {
+                                owned(column)
+                            } else {
+                                Ok(column.clone())
+                            }
                         } else {
-                            metadata_column(i - user_columns, range.partition, &log_batch)
+                            Ok(metadata_column(
+                                i - user_columns,
+                                range.partition,
+                                &log_batch,
+                            ))
                         }
                     })
-                    .collect();
+                    .collect::<Result<_>>()?;
                 let options =
                     RecordBatchOptions::new().with_row_count(Some(log_batch.batch.num_rows()));
                 let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
@@ -173,4 +185,13 @@ impl ExecutionPlan for LogScanExec {
         });
         Ok(builder.build())
     }
+}
+
+/// A copy of `array` in buffers of its own (not slices of a larger one).
+fn owned(array: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{MutableArrayData, make_array};
+    let data = array.to_data();
+    let mut copy = MutableArrayData::new(vec![&data], false, data.len());
+    copy.try_extend(0, 0, data.len())?;
+    Ok(make_array(copy.freeze()))
 }
