@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 
 use super::segment::{FrameMeta, Segment, decode_payload};
@@ -27,6 +28,10 @@ pub struct LogScan {
     to: u64,
     /// An error to yield before anything else.
     error: Option<LogError>,
+    /// The projection leaves columns out: each batch's columns are copied out of the
+    /// frame, and the frame's buffer is reused for the next read (see [`Self::read`]).
+    compact: bool,
+    scratch: Vec<u8>,
 }
 
 impl LogScan {
@@ -37,7 +42,12 @@ impl LogScan {
         from: u64,
         to: u64,
     ) -> Self {
+        let compact = projection
+            .as_ref()
+            .is_some_and(|p| p.len() < schema.fields().len());
         Self {
+            compact,
+            scratch: Vec::new(),
             schema,
             projection,
             segments: segments.into(),
@@ -71,7 +81,13 @@ impl LogScan {
         self.to
     }
 
-    fn read(&self, segment: &Segment, meta: &FrameMeta) -> Result<LogBatch> {
+    /// Reads the frame `meta` and decodes the rows of the range in it.
+    ///
+    /// Decoded arrays share the frame's buffer. A narrow read (`compact`) copies its
+    /// columns out instead, so that a caller keeping the rows does not keep every column
+    /// of every frame, and the frame's allocation is reused for the next read: a fresh
+    /// one per frame cost more in page faults (zeroing new pages) than the copy.
+    fn read(&mut self, segment: &Segment, meta: &FrameMeta) -> Result<LogBatch> {
         let corrupt = |reason: String| LogError::Corrupt {
             path: segment.path().to_path_buf(),
             position: meta.position,
@@ -83,7 +99,8 @@ impl LogScan {
                 self.next
             )));
         }
-        let payload = segment.read_frame(meta)?;
+        let frame = segment.read_frame_into(meta, std::mem::take(&mut self.scratch))?;
+        let payload = frame.slice(super::segment::HEADER_LEN);
         let batch = decode_payload(&payload, &self.schema, self.projection.as_deref()).map_err(
             |source| LogError::Decode {
                 path: segment.path().to_path_buf(),
@@ -104,6 +121,26 @@ impl LogScan {
             batch
         } else {
             batch.slice(start, end - start)
+        };
+        let batch = if self.compact {
+            let copied = batch
+                .columns()
+                .iter()
+                .map(owned)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .and_then(|columns| RecordBatch::try_new(batch.schema(), columns))
+                .map_err(|source| LogError::Decode {
+                    path: segment.path().to_path_buf(),
+                    position: meta.position,
+                    source,
+                })?;
+            drop((batch, payload));
+            if let Ok(bytes) = frame.into_vec::<u8>() {
+                self.scratch = bytes;
+            }
+            copied
+        } else {
+            batch
         };
         Ok(LogBatch {
             base_offset: self.next,
@@ -141,4 +178,13 @@ impl Iterator for LogScan {
         }
         None
     }
+}
+
+/// A copy of `array` in buffers of its own (not slices of the frame's).
+fn owned(array: &ArrayRef) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    use arrow::array::{MutableArrayData, make_array};
+    let data = array.to_data();
+    let mut copy = MutableArrayData::new(vec![&data], false, data.len());
+    copy.try_extend(0, 0, data.len())?;
+    Ok(make_array(copy.freeze()))
 }

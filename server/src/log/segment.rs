@@ -357,8 +357,14 @@ impl Segment {
     /// Reads one frame, checks its header and CRC, and returns its payload.
     /// Reads `len` bytes at `position` into a new buffer, without zeroing it first (the
     /// kernel writes every byte; a frame read is otherwise a memset plus a copy).
-    fn read_uninit(&self, len: usize, position: u64) -> std::io::Result<Vec<u8>> {
-        let mut bytes = Vec::with_capacity(len);
+    fn read_uninit(
+        &self,
+        mut bytes: Vec<u8>,
+        len: usize,
+        position: u64,
+    ) -> std::io::Result<Vec<u8>> {
+        bytes.clear();
+        bytes.reserve(len);
         while bytes.len() < len {
             let done = bytes.len();
             // Reads into the spare capacity and extends the length by what it read.
@@ -379,10 +385,18 @@ impl Segment {
         Ok(bytes)
     }
 
+    #[cfg(test)]
     pub fn read_frame(&self, meta: &FrameMeta) -> Result<Buffer> {
+        Ok(self.read_frame_into(meta, Vec::new())?.slice(HEADER_LEN))
+    }
+
+    /// Like [`Self::read_frame`], reading into `scratch`'s allocation, and returning the
+    /// whole frame (header included) so the caller can take the allocation back with
+    /// `Buffer::into_vec` once nothing refers to it.
+    pub fn read_frame_into(&self, meta: &FrameMeta, scratch: Vec<u8>) -> Result<Buffer> {
         let len = HEADER_LEN + meta.payload_len as usize;
         let bytes = self
-            .read_uninit(len, meta.position)
+            .read_uninit(scratch, len, meta.position)
             .map_err(|e| LogError::io(&self.path, "read frame from segment", e))?;
         let corrupt = |reason: String| LogError::Corrupt {
             path: self.path.clone(),
@@ -401,7 +415,7 @@ impl Segment {
         if header.expected_crc(&payload_crc) != header.crc {
             return Err(corrupt("CRC mismatch".into()));
         }
-        Ok(Buffer::from_vec(bytes).slice(HEADER_LEN))
+        Ok(Buffer::from_vec(bytes))
     }
 }
 

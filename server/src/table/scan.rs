@@ -140,9 +140,6 @@ impl ExecutionPlan for LogScanExec {
         if decode.is_empty() {
             decode.push(0);
         }
-        // Decoded arrays share the frame's buffer; a narrower read copies its columns
-        // out, so the query does not hold every frame whole (all columns) in memory.
-        let compact = decode.len() < user_columns;
         let projection = self.projection.clone();
         let schema = self.schema.clone();
         let limit = self.limit;
@@ -155,12 +152,9 @@ impl ExecutionPlan for LogScanExec {
                     .map(|&i| {
                         if i < user_columns {
                             let at = decode.iter().position(|&d| d == i).expect("decoded");
-                            let column = log_batch.batch.column(at);
-                            if compact {
-                                owned(column)
-                            } else {
-                                Ok(column.clone())
-                            }
+                            // A narrow read's columns are the log's own copies (see
+                            // `LogScan::read`), not slices of whole frames.
+                            Ok(log_batch.batch.column(at).clone())
                         } else {
                             Ok(metadata_column(
                                 i - user_columns,
@@ -185,13 +179,4 @@ impl ExecutionPlan for LogScanExec {
         });
         Ok(builder.build())
     }
-}
-
-/// A copy of `array` in buffers of its own (not slices of a larger one).
-fn owned(array: &ArrayRef) -> Result<ArrayRef> {
-    use datafusion::arrow::array::{MutableArrayData, make_array};
-    let data = array.to_data();
-    let mut copy = MutableArrayData::new(vec![&data], false, data.len());
-    copy.try_extend(0, 0, data.len())?;
-    Ok(make_array(copy.freeze()))
 }
