@@ -1,8 +1,9 @@
 //! Planning a continuous aggregate with DataFusion's own aggregate machinery: the
 //! aggregate's group keys and `AggregateFunctionExpr`s come from DataFusion's physical
 //! planner, so every aggregate DataFusion knows works, and its state is DataFusion's
-//! partial-aggregate state (Arrow arrays), merged with `AggregateMode::PartialReduce`
-//! and finished with `AggregateMode::Final`.
+//! partial-aggregate state (Arrow arrays), finished with `AggregateMode::Final`. The
+//! runtime keeps it in DataFusion's hash tables where it can (`runtime::groups`), or
+//! as batches merged with `AggregateMode::PartialReduce`.
 //!
 //! Windows: the aggregate is windowed when a group key is `window_end` (the TUMBLE
 //! table function's column) or `date_bin(size, ts)` (the GROUP BY spellings); a group
