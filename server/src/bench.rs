@@ -251,9 +251,11 @@ pub async fn bench(
             rows_per_batch * 100
         );
         load = json!({"max_rows_per_s": max, "rows_per_s": rows_per_batch * 100});
-        for interval in [Duration::from_millis(1000), Duration::from_millis(100)] {
-            let batches = if events <= 1_000_000 { 100 } else { 500 };
-            latency.push(view_latency(interval, batches, rows_per_batch).await?);
+        for kind in [LatencyView::Aggregate, LatencyView::Rows] {
+            for interval in [Duration::from_millis(1000), Duration::from_millis(100)] {
+                let batches = if events <= 1_000_000 { 100 } else { 500 };
+                latency.push(view_latency(interval, kind, batches, rows_per_batch).await?);
+            }
         }
         for interval in [Duration::from_millis(1000), Duration::from_millis(100)] {
             let windows = if events <= 1_000_000 { 10 } else { 40 };
@@ -574,13 +576,47 @@ async fn ingest_matrix(each: Duration) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
-/// Freshness of a view: batches of 100 rows are ingested open-loop at 100 batches/s
-/// into a stream read by a view without a window; for each batch, the time from its
-/// ingest acknowledgement (durable) until the view shows its rows. Results become
-/// visible at checkpoints, so the checkpoint interval bounds it from below.
-/// The engine of the freshness measurements: a stream `lat (id BIGINT)` and a view of
-/// every row of it.
-async fn latency_engine(interval: Duration) -> Result<(tempfile::TempDir, Arc<Engine>), String> {
+/// The views of the freshness measurements, over a stream `lat (id BIGINT)` that gets
+/// batches of `rows_per_batch` consecutive ids: an aggregate with one group per batch,
+/// and a view that keeps every row.
+#[derive(Clone, Copy)]
+enum LatencyView {
+    Aggregate,
+    Rows,
+}
+
+impl LatencyView {
+    fn sql(self, rows_per_batch: usize) -> String {
+        match self {
+            LatencyView::Aggregate => format!(
+                "SELECT id / {rows_per_batch} AS batch, count(*) AS n FROM lat GROUP BY id / {rows_per_batch}"
+            ),
+            LatencyView::Rows => "SELECT id FROM lat".into(),
+        }
+    }
+
+    /// Batches whose rows the view shows, from its row count.
+    fn batches(self, rows: usize, rows_per_batch: usize) -> usize {
+        match self {
+            LatencyView::Aggregate => rows,
+            LatencyView::Rows => rows / rows_per_batch,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            LatencyView::Aggregate => "aggregate view",
+            LatencyView::Rows => "view of every row",
+        }
+    }
+}
+
+/// The engine of a freshness measurement: the stream `lat` and the view `lat_view`.
+async fn latency_engine(
+    interval: Duration,
+    view: LatencyView,
+    rows_per_batch: usize,
+) -> Result<(tempfile::TempDir, Arc<Engine>), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut config = EngineConfig::new(dir.path());
     config.checkpoint_interval = interval;
@@ -589,7 +625,10 @@ async fn latency_engine(interval: Duration) -> Result<(tempfile::TempDir, Arc<En
         .map_err(|e| e.to_string())?;
     run(
         &engine,
-        "CREATE STREAM lat (id BIGINT); CREATE MATERIALIZED VIEW lat_view AS SELECT id FROM lat",
+        &format!(
+            "CREATE STREAM lat (id BIGINT); CREATE MATERIALIZED VIEW lat_view AS {}",
+            view.sql(rows_per_batch)
+        ),
     )
     .await?;
     Ok((dir, engine))
@@ -608,9 +647,10 @@ fn id_batch(first: usize, rows: usize) -> Result<datafusion::arrow::array::Recor
 }
 
 /// Rows/s the freshness setup sustains: durable ingest of 10,000-row batches back to
-/// back for a second, until the view shows them all.
+/// back for a second into the aggregate view, until the view shows them all.
 async fn max_view_ingest() -> Result<f64, String> {
-    let (_dir, engine) = latency_engine(Duration::from_millis(1000)).await?;
+    let (_dir, engine) =
+        latency_engine(Duration::from_millis(1000), LatencyView::Aggregate, 10_000).await?;
     let (started, mut rows) = (Instant::now(), 0);
     while started.elapsed() < Duration::from_secs(1) {
         engine
@@ -625,12 +665,17 @@ async fn max_view_ingest() -> Result<f64, String> {
     Ok(rate)
 }
 
+/// Freshness of a view without a window: batches of `rows_per_batch` rows are ingested
+/// open-loop at 100 batches/s; for each batch, the time from its ingest
+/// acknowledgement (durable) until the view shows its rows. Results become visible at
+/// checkpoints, so the checkpoint interval bounds it from below.
 async fn view_latency(
     interval: Duration,
+    kind: LatencyView,
     batches: usize,
     rows_per_batch: usize,
 ) -> Result<Value, String> {
-    let (_dir, engine) = latency_engine(interval).await?;
+    let (_dir, engine) = latency_engine(interval, kind, rows_per_batch).await?;
     let view = engine.view("lat_view").ok_or("the view is not running")?;
     let acked: Arc<parking_lot::Mutex<Vec<(usize, Instant)>>> = Default::default();
     // Watches the view and notes when each batch's rows became visible.
@@ -640,7 +685,7 @@ async fn view_latency(
             let mut seen = vec![None; batches];
             let mut done = 0;
             while done < batches {
-                let visible = view.rows() / rows_per_batch;
+                let visible = kind.batches(view.rows(), rows_per_batch);
                 let now = Instant::now();
                 for slot in seen.iter_mut().take(visible.min(batches)).skip(done) {
                     *slot = Some(now);
@@ -673,13 +718,14 @@ async fn view_latency(
         .map_err(|e| e.to_string())?;
     let (p50, p99, max) = percentiles(latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect());
     println!(
-        "view freshness, checkpoint every {} ms: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} batches at 100/s)",
+        "freshness ({}), checkpoint every {} ms: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} batches at 100/s)",
+        kind.label(),
         interval.as_millis(),
         latencies.len()
     );
     engine.shutdown().await;
     Ok(
-        json!({"checkpoint_interval_ms": interval.as_millis() as u64, "p50_ms": p50, "p99_ms": p99, "max_ms": max}),
+        json!({"view": kind.label(), "checkpoint_interval_ms": interval.as_millis() as u64, "p50_ms": p50, "p99_ms": p99, "max_ms": max}),
     )
 }
 

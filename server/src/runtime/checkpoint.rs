@@ -1,14 +1,22 @@
 //! Checkpoints of continuous queries in an object store (the data dir by default, or an
 //! S3-compatible bucket with `--storage s3://bucket/prefix`).
 //!
-//! Layout: `queries/{query id}/{epoch:020}/` holds one Arrow IPC file per operator and
-//! kind of state (`op-{i}-state.arrow`: open groups' partial-aggregate state;
-//! `op-{i}-closed.arrow`: final rows a view keeps) and, written **last**, `manifest.json`
-//! with the source offsets, the output stream's end offsets and each operator's event
-//! time. A checkpoint exists only once its manifest does, and the manifest names only
-//! files written before it, so a crash or a failed put mid-checkpoint leaves nothing a
-//! restart would use. The newest complete checkpoint wins; older ones are deleted once a
-//! newer one is complete (the previous one is kept as well).
+//! Layout: `queries/{query id}/{epoch:020}/` holds one Arrow IPC file per operator with
+//! its open groups' partial-aggregate state (`op-{i}-state.arrow`) and, written
+//! **last**, `manifest.json` with the source offsets, the output stream's end offsets,
+//! each operator's event time and the chunks of the final rows it keeps. A checkpoint
+//! exists only once its manifest does, and the manifest names only files written before
+//! it, so a crash or a failed put mid-checkpoint leaves nothing a restart would use. The
+//! newest complete checkpoint wins; older ones are deleted once a newer one is complete
+//! (the previous one is kept as well).
+//!
+//! The final rows a view keeps (closed windows, or every row of a view without an
+//! aggregate) only grow between checkpoints, so they are stored incrementally: as
+//! chunks in `queries/{query id}/closed/{chunk}.arrow`, each written once (the rows a
+//! view gained since the last checkpoint) and named by every later manifest that still
+//! holds them. Rewriting them all at every checkpoint made a checkpoint's cost grow with
+//! the view (measured: p99 freshness of 5.9 s instead of 1 s under load). Chunks no
+//! kept manifest names are deleted with the old checkpoints.
 
 use std::sync::Arc;
 
@@ -19,13 +27,22 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+/// Some of the final rows a view keeps, stored as one file; its name is unique within
+/// the query, and the same name always holds the same rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClosedChunk {
+    pub name: String,
+    pub batches: Vec<RecordBatch>,
+}
+
 /// One operator's part of a checkpoint.
 #[derive(Debug, Clone, Default)]
 pub struct OperatorSnapshot {
     /// Partial-aggregate state of open groups.
     pub state: Vec<RecordBatch>,
-    /// Final rows a view keeps (closed windows, or the rows of a stateless view).
-    pub closed: Vec<RecordBatch>,
+    /// Final rows a view keeps (closed windows, or the rows of a stateless view), in
+    /// order.
+    pub closed: Vec<ClosedChunk>,
     /// Per source partition, the largest event time minus the delay, in ns.
     pub partition_watermarks: Vec<Option<i64>>,
     pub watermark: Option<i64>,
@@ -61,7 +78,12 @@ struct Manifest {
 #[derive(Serialize, Deserialize)]
 struct OperatorManifest {
     state: Option<String>,
+    /// Before chunks: all final rows in one file of the epoch's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     closed: Option<String>,
+    /// Chunk names under `closed/`, in order.
+    #[serde(default)]
+    closed_chunks: Vec<String>,
     partition_watermarks: Vec<Option<i64>>,
     watermark: Option<i64>,
     rows_in: u64,
@@ -73,6 +95,8 @@ pub struct CheckpointStore {
     store: Arc<dyn ObjectStore>,
     /// A label for logs (`file:///...` or `s3://...`).
     pub location: String,
+    /// Chunk files this process has written (and not deleted), by path.
+    written: Arc<parking_lot::Mutex<std::collections::HashSet<Path>>>,
     /// For `file` storage: the directory, to fsync manifests and remove empty directories.
     local: Option<std::path::PathBuf>,
     /// Fault injection for tests: called before every put with the object's path; an
@@ -102,6 +126,7 @@ impl CheckpointStore {
             location,
             local: None,
             put_hook: None,
+            written: Default::default(),
         }
     }
 
@@ -167,6 +192,33 @@ impl CheckpointStore {
         Path::from(format!("queries/{query_id}/{epoch:020}"))
     }
 
+    fn chunks_dir(query_id: u64) -> Path {
+        Path::from(format!("queries/{query_id}/closed"))
+    }
+
+    fn chunk(query_id: u64, name: &str) -> Path {
+        Self::chunks_dir(query_id).join(format!("{name}.arrow").as_str())
+    }
+
+    /// Local storage: makes a written file and its directory entry survive a power
+    /// loss before a manifest names it.
+    async fn sync_local(&self, path: &Path) -> Result<(), String> {
+        let Some(root) = &self.local else {
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            match file.parent() {
+                Some(dir) => std::fs::File::open(dir)?.sync_all(),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(err)?
+        .map_err(|e| format!("cannot fsync checkpoint chunk {path}: {e}"))
+    }
+
     /// Writes `checkpoint`: the operator files, then the manifest.
     pub async fn save(&self, query_id: u64, checkpoint: &Checkpoint) -> Result<(), String> {
         let dir = Self::dir(query_id, checkpoint.epoch);
@@ -183,10 +235,23 @@ impl CheckpointStore {
                     Ok(Some(name))
                 };
             let state = put("state", &op.state).await?;
-            let closed = put("closed", &op.closed).await?;
+            let mut closed_chunks = Vec::with_capacity(op.closed.len());
+            for chunk in &op.closed {
+                if chunk.batches.iter().all(|b| b.num_rows() == 0) {
+                    continue;
+                }
+                let path = Self::chunk(query_id, &chunk.name);
+                if !self.written.lock().contains(&path) {
+                    self.put(&path, encode(&chunk.batches)?).await?;
+                    self.sync_local(&path).await?;
+                    self.written.lock().insert(path);
+                }
+                closed_chunks.push(chunk.name.clone());
+            }
             operators.push(OperatorManifest {
                 state,
-                closed,
+                closed: None,
+                closed_chunks,
                 partition_watermarks: op.partition_watermarks.clone(),
                 watermark: op.watermark,
                 rows_in: op.rows_in,
@@ -264,26 +329,44 @@ impl CheckpointStore {
             let manifest: Manifest = serde_json::from_slice(&manifest)
                 .map_err(|e| format!("checkpoint {dir} has an unreadable manifest: {e}"))?;
             let mut operators = Vec::with_capacity(manifest.operators.len());
-            for op in manifest.operators {
-                let read = async |name: &Option<String>| -> Result<Vec<RecordBatch>, String> {
-                    let Some(name) = name else {
-                        return Ok(Vec::new());
-                    };
+            for (i, op) in manifest.operators.into_iter().enumerate() {
+                let read = async |path: Path| -> Result<Vec<RecordBatch>, String> {
                     let bytes = self
                         .store
-                        .get(&dir.clone().join(name.as_str()))
+                        .get(&path)
                         .await
                         .map_err(|e| {
-                            format!("checkpoint {dir} names {name}, which cannot be read: {e}")
+                            format!("checkpoint {dir} names {path}, which cannot be read: {e}")
                         })?
                         .bytes()
                         .await
                         .map_err(err)?;
                     decode(&bytes)
                 };
+                let state = match &op.state {
+                    Some(name) => read(dir.clone().join(name.as_str())).await?,
+                    None => Vec::new(),
+                };
+                let mut closed = Vec::with_capacity(op.closed_chunks.len() + 1);
+                if let Some(name) = &op.closed {
+                    // Written before chunks: one file in the epoch's directory, stored
+                    // as a chunk by the next checkpoint.
+                    closed.push(ClosedChunk {
+                        name: format!("op{i}-e{epoch}-whole"),
+                        batches: read(dir.clone().join(name.as_str())).await?,
+                    });
+                }
+                for name in &op.closed_chunks {
+                    let path = Self::chunk(query_id, name);
+                    closed.push(ClosedChunk {
+                        name: name.clone(),
+                        batches: read(path.clone()).await?,
+                    });
+                    self.written.lock().insert(path);
+                }
                 operators.push(OperatorSnapshot {
-                    state: read(&op.state).await?,
-                    closed: read(&op.closed).await?,
+                    state,
+                    closed,
                     partition_watermarks: op.partition_watermarks,
                     watermark: op.watermark,
                     rows_in: op.rows_in,
@@ -300,11 +383,45 @@ impl CheckpointStore {
         Ok(None)
     }
 
-    /// Deletes the checkpoints older than `keep_from` (an epoch with a complete checkpoint).
+    /// Deletes the checkpoints older than `keep_from` (an epoch with a complete
+    /// checkpoint), and the chunks no remaining checkpoint names.
     pub async fn collect_garbage(&self, query_id: u64, keep_from: u64) -> Result<(), String> {
+        let mut named = std::collections::HashSet::new();
         for epoch in self.epochs(query_id).await? {
+            let dir = Self::dir(query_id, epoch);
             if epoch < keep_from {
-                self.delete_dir(&Self::dir(query_id, epoch)).await?;
+                self.delete_dir(&dir).await?;
+                continue;
+            }
+            match self.store.get(&dir.clone().join("manifest.json")).await {
+                Ok(found) => {
+                    let bytes = found.bytes().await.map_err(err)?;
+                    let manifest: Manifest = serde_json::from_slice(&bytes)
+                        .map_err(|e| format!("checkpoint {dir} has an unreadable manifest: {e}"))?;
+                    for op in manifest.operators {
+                        named.extend(op.closed_chunks);
+                    }
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&Self::chunks_dir(query_id)))
+            .await
+            .map_err(err)?;
+        for object in listed.objects {
+            let name = object
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".arrow"));
+            if name.is_some_and(|n| !named.contains(n)) {
+                match self.store.delete(&object.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(err(e)),
+                }
+                self.written.lock().remove(&object.location);
             }
         }
         Ok(())
@@ -315,6 +432,11 @@ impl CheckpointStore {
         for epoch in self.epochs(query_id).await? {
             self.delete_dir(&Self::dir(query_id, epoch)).await?;
         }
+        let chunks = Self::chunks_dir(query_id);
+        self.delete_dir(&chunks).await?;
+        self.written
+            .lock()
+            .retain(|p| !p.as_ref().starts_with(chunks.as_ref()));
         Ok(())
     }
 
@@ -400,5 +522,74 @@ mod tests {
         store.collect_garbage(7, 3).await.unwrap();
         assert_eq!(store.epochs(7).await.unwrap(), vec![4, 3]);
         assert!(store.latest(8).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn kept_rows_are_written_once_as_chunks_and_collected_when_unnamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let puts: Arc<parking_lot::Mutex<Vec<String>>> = Default::default();
+        let seen = puts.clone();
+        let store = CheckpointStore::local(dir.path())
+            .unwrap()
+            .with_put_hook(Arc::new(move |path: &str| {
+                seen.lock().push(path.to_string());
+                Ok(())
+            }));
+        let rows = |v: Vec<i64>| {
+            RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from(v)) as _)]).unwrap()
+        };
+        let chunk = |name: &str, v: Vec<i64>| ClosedChunk {
+            name: name.into(),
+            batches: vec![rows(v)],
+        };
+        let save = async |epoch: u64, closed: Vec<ClosedChunk>| {
+            let checkpoint = Checkpoint {
+                epoch,
+                operators: vec![OperatorSnapshot {
+                    closed,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            store.save(7, &checkpoint).await.unwrap();
+            if epoch > 1 {
+                store.collect_garbage(7, epoch - 1).await.unwrap();
+            }
+        };
+        save(1, vec![chunk("a", vec![1, 2])]).await;
+        save(2, vec![chunk("a", vec![1, 2]), chunk("b", vec![3])]).await;
+        let chunk_puts = |name: &str| {
+            puts.lock()
+                .iter()
+                .filter(|p| p.ends_with(&format!("closed/{name}.arrow")))
+                .count()
+        };
+        assert_eq!(chunk_puts("a"), 1, "{:?}", puts.lock());
+        assert_eq!(chunk_puts("b"), 1);
+        let latest = store.latest(7).await.unwrap().unwrap();
+        assert_eq!(
+            latest.operators[0].closed,
+            vec![chunk("a", vec![1, 2]), chunk("b", vec![3])]
+        );
+        // The view forgot rows (retention): one new chunk; "a" and "b" are named by
+        // the previous checkpoint until a newer one replaces it.
+        save(3, vec![chunk("c", vec![3])]).await;
+        assert!(dir.path().join("queries/7/closed/a.arrow").exists());
+        save(4, vec![chunk("c", vec![3]), chunk("d", vec![4])]).await;
+        assert!(!dir.path().join("queries/7/closed/a.arrow").exists());
+        assert!(!dir.path().join("queries/7/closed/b.arrow").exists());
+        assert!(dir.path().join("queries/7/closed/c.arrow").exists());
+        // A restarted process knows the restored chunks are stored.
+        let again = CheckpointStore::local(dir.path()).unwrap();
+        let restored = again.latest(7).await.unwrap().unwrap();
+        assert_eq!(restored.operators[0].closed.len(), 2);
+        assert!(
+            again
+                .written
+                .lock()
+                .contains(&CheckpointStore::chunk(7, "d"))
+        );
+        again.delete_query(7).await.unwrap();
+        assert!(!dir.path().join("queries/7/closed").exists());
     }
 }

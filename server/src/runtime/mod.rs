@@ -652,7 +652,7 @@ impl RunningQuery {
                         if *seen == partitions {
                             let (epoch, offsets, _) = barrier.take().expect("set above");
                             let state = operator
-                                .snapshot()
+                                .snapshot(index, epoch)
                                 .map_err(|e| crate::engine::datafusion_message(&e))?;
                             let view = operator
                                 .view_contents(&state.state)

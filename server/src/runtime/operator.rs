@@ -152,6 +152,9 @@ pub struct Operator {
     live: Option<parking_lot::Mutex<LiveGroups>>,
     /// Final rows of closed windows (views keep them; streams emitted them).
     closed: Vec<RecordBatch>,
+    /// The checkpoint chunks (name, number of batches) that hold `closed`'s first
+    /// batches, in order; the batches after them go into the next checkpoint's new chunk.
+    closed_chunks: Vec<(String, usize)>,
     keeps_closed: bool,
     /// Views: how long (event time, ns) closed windows are kept past the watermark.
     retention_ns: Option<i64>,
@@ -220,6 +223,7 @@ impl Operator {
             watermark: None,
             state: Vec::new(),
             closed: Vec::new(),
+            closed_chunks: Vec::new(),
             keeps_closed,
             retention_ns: plan_retention_ns,
             rows_in: 0,
@@ -485,18 +489,28 @@ impl Operator {
             self.state = kept;
         }
         let mut kept = Vec::with_capacity(self.closed.len());
+        let mut forgot = false;
         for batch in std::mem::take(&mut self.closed) {
             let ends = nanos(batch.column(window.group_index).as_ref())?;
             let keep: BooleanArray = ends
                 .iter()
                 .map(|e| Some(e.is_none_or(|e| e + window.end_offset_ns > horizon)))
                 .collect();
+            if keep.true_count() == batch.num_rows() {
+                kept.push(batch);
+                continue;
+            }
+            forgot = true;
             let batch = filter_record_batch(&batch, &keep)?;
             if batch.num_rows() > 0 {
                 kept.push(batch);
             }
         }
         self.closed = kept;
+        if forgot {
+            // The stored chunks hold rows the view no longer has: store it anew.
+            self.closed_chunks.clear();
+        }
         Ok(())
     }
 
@@ -581,11 +595,29 @@ impl Operator {
         }
     }
 
-    /// The operator's state at a checkpoint barrier.
-    pub fn snapshot(&mut self) -> Result<super::checkpoint::OperatorSnapshot> {
+    /// The operator's state at the barrier of checkpoint `epoch`; operator `index`.
+    pub fn snapshot(
+        &mut self,
+        index: usize,
+        epoch: u64,
+    ) -> Result<super::checkpoint::OperatorSnapshot> {
+        let covered: usize = self.closed_chunks.iter().map(|(_, n)| n).sum();
+        if covered < self.closed.len() {
+            let name = format!("op{index}-e{epoch}");
+            self.closed_chunks.push((name, self.closed.len() - covered));
+        }
+        let mut closed = Vec::with_capacity(self.closed_chunks.len());
+        let mut at = 0;
+        for (name, n) in &self.closed_chunks {
+            closed.push(super::checkpoint::ClosedChunk {
+                name: name.clone(),
+                batches: self.closed[at..at + n].to_vec(),
+            });
+            at += n;
+        }
         Ok(super::checkpoint::OperatorSnapshot {
             state: self.state_batches()?,
-            closed: self.closed.clone(),
+            closed,
             partition_watermarks: self.partition_watermarks.clone(),
             watermark: self.watermark,
             rows_in: self.rows_in,
@@ -626,7 +658,16 @@ impl Operator {
             }
             None => self.state = snapshot.state,
         }
-        self.closed = snapshot.closed;
+        self.closed_chunks = snapshot
+            .closed
+            .iter()
+            .map(|c| (c.name.clone(), c.batches.len()))
+            .collect();
+        self.closed = snapshot
+            .closed
+            .into_iter()
+            .flat_map(|c| c.batches)
+            .collect();
         self.watermark = snapshot.watermark;
         self.rows_in = snapshot.rows_in;
         Ok(())
