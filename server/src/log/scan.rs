@@ -128,7 +128,12 @@ impl LogScan {
                 .iter()
                 .map(owned)
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .and_then(|columns| RecordBatch::try_new(batch.schema(), columns))
+                .and_then(|columns| {
+                    // A read of no columns still has its rows.
+                    let rows = arrow::array::RecordBatchOptions::new()
+                        .with_row_count(Some(batch.num_rows()));
+                    RecordBatch::try_new_with_options(batch.schema(), columns, &rows)
+                })
                 .map_err(|source| LogError::Decode {
                     path: segment.path().to_path_buf(),
                     position: meta.position,

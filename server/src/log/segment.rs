@@ -364,15 +364,24 @@ impl Segment {
         position: u64,
     ) -> std::io::Result<Vec<u8>> {
         bytes.clear();
+        // A read fills the whole spare capacity (it may read past the frame, and the
+        // excess is cut below): a buffer much larger than the frame is not reused.
+        if bytes.capacity() > 2 * len {
+            bytes = Vec::new();
+        }
         bytes.reserve(len);
         while bytes.len() < len {
             let done = bytes.len();
             // Reads into the spare capacity and extends the length by what it read.
-            let read = rustix::io::pread(
+            let read = match rustix::io::pread(
                 &self.file,
                 rustix::buffer::spare_capacity(&mut bytes),
                 position + done as u64,
-            )?;
+            ) {
+                Ok(read) => read,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
             if read == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,

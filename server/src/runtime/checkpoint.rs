@@ -209,10 +209,12 @@ impl CheckpointStore {
         let file = root.join(path.as_ref());
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::File::open(&file)?.sync_all()?;
-            match file.parent() {
-                Some(dir) => std::fs::File::open(dir)?.sync_all(),
-                None => Ok(()),
+            // The chunk's entry in its directory, and that directory's (created with
+            // the first chunk) in the query's.
+            for dir in file.ancestors().skip(1).take(2) {
+                std::fs::File::open(dir)?.sync_all()?;
             }
+            Ok(())
         })
         .await
         .map_err(err)?

@@ -819,9 +819,13 @@ impl ReadColumns {
             .watermark
             .as_ref()
             .and_then(|w| table.index_of(&w.column).ok());
-        let needed: Vec<bool> = (0..table.fields().len())
+        let mut needed: Vec<bool> = (0..table.fields().len())
             .map(|i| all || plan.scan_projection.contains(&i) || event_time == Some(i))
             .collect();
+        if !needed[..user_columns].contains(&true) {
+            // Decode one column (the first) so a frame's rows are counted.
+            needed[0] = true;
+        }
         let decode = (!all).then(|| (0..user_columns).filter(|&i| needed[i]).collect());
         let fields: Vec<_> = table
             .fields()

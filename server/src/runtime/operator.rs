@@ -155,6 +155,9 @@ pub struct Operator {
     /// The checkpoint chunks (name, number of batches) that hold `closed`'s first
     /// batches, in order; the batches after them go into the next checkpoint's new chunk.
     closed_chunks: Vec<(String, usize)>,
+    /// Processing time this run of the query started (ms): in chunk names, so a chunk
+    /// name never comes back with other rows (epochs restart from a checkpoint's).
+    run_ms: i64,
     keeps_closed: bool,
     /// Views: how long (event time, ns) closed windows are kept past the watermark.
     retention_ns: Option<i64>,
@@ -212,6 +215,7 @@ impl Operator {
             _ => None,
         };
         Operator {
+            run_ms: now,
             live: live.map(parking_lot::Mutex::new),
             idle_timeout_ms: source.def.idle_timeout_ms,
             last_active_ms: vec![now; source.partitions().len()],
@@ -603,7 +607,7 @@ impl Operator {
     ) -> Result<super::checkpoint::OperatorSnapshot> {
         let covered: usize = self.closed_chunks.iter().map(|(_, n)| n).sum();
         if covered < self.closed.len() {
-            let name = format!("op{index}-e{epoch}");
+            let name = format!("op{index}-e{epoch}-r{}", self.run_ms);
             self.closed_chunks.push((name, self.closed.len() - covered));
         }
         let mut closed = Vec::with_capacity(self.closed_chunks.len());
