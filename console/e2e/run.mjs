@@ -110,8 +110,31 @@ const ingest = (rows) =>
   });
 const sql = (text) => http('/v1/sql', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ sql: text }) });
 
+// Chromium now and then crashes while starting on a loaded machine (SIGSEGV before any
+// page exists); that is not the console's doing, so a start is tried up to three times,
+// each in an emptied profile.
+async function launch() {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchIn(profile);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.log(`# chromium did not start (attempt ${attempt}): ${String(e.message).split('\n')[0]}; retrying`);
+      rmSync(profile, { recursive: true, force: true });
+      mkdirSync(profile, { recursive: true });
+    }
+  }
+}
+
 await step('browser starts', async () => {
-  browser = await chromium.launchPersistentContext(profile, {
+  browser = await launch();
+  browser.setDefaultTimeout(10000);
+  page = browser.pages()[0] ?? (await browser.newPage());
+  watch(page);
+});
+
+function launchIn(dir) {
+  return chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1280, height: 800 },
@@ -126,10 +149,7 @@ await step('browser starts', async () => {
       '--disable-sync',
     ],
   });
-  browser.setDefaultTimeout(10000);
-  page = browser.pages()[0] ?? (await browser.newPage());
-  watch(page);
-});
+}
 
 await step('the console opens on the SQL workspace', async () => {
   await page.goto(server.url + '/');
