@@ -611,7 +611,14 @@ fn derived_stream_def(
     plan: &ContinuousPlan,
     options: StreamOptions,
 ) -> Result<StreamDef> {
-    let mut schema = plan.output_schema.as_ref().clone();
+    // The stream's columns, without planning metadata (a window's size on window_start).
+    let mut schema = datafusion::arrow::datatypes::Schema::new(
+        plan.output_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+            .collect::<Vec<_>>(),
+    );
     if def.emit_changes && plan.aggregate.is_some() {
         let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
         fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
@@ -632,15 +639,19 @@ fn derived_stream_def(
     let windowed = plan.aggregate.as_ref().is_some_and(|a| a.window.is_some());
     let watermark = if windowed {
         // Windows are emitted when they close, in window_end order: window_end is the
-        // output's event time, with no delay.
-        schema
-            .field_with_name("window_end")
-            .ok()
-            .filter(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
-            .map(|_| crate::catalog::WatermarkDef {
-                column: "window_end".into(),
+        // output's event time, with no delay. Without window_end, window_start carries it
+        // (TUMBLE and HOP windows of one size close in the order of their starts).
+        ["window_end", "window_start"]
+            .into_iter()
+            .find(|column| {
+                schema
+                    .field_with_name(column)
+                    .is_ok_and(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
+            })
+            .map(|column| crate::catalog::WatermarkDef {
+                column: column.into(),
                 delay_ms: 0,
-                expression: "window_end".into(),
+                expression: column.into(),
             })
     } else {
         // A query that keeps its input's time column keeps its watermark.

@@ -5,14 +5,15 @@
 //! runtime keeps it in DataFusion's hash tables where it can (`runtime::groups`), or
 //! as batches merged with `AggregateMode::PartialReduce`.
 //!
-//! Windows: the aggregate is windowed when a group key is `window_end` (the TUMBLE
-//! table function's column) or `date_bin(size, ts)` (the GROUP BY spellings); a group
-//! closes when the watermark reaches its window end.
+//! Windows: the aggregate is windowed when a group key is `window_end` (the window
+//! table functions' column), a TUMBLE or HOP `window_start` (whose field metadata gives
+//! the window's size, so its end is `window_start + size`), or `date_bin(size, ts)` (the
+//! GROUP BY spellings); a group closes when the watermark reaches its window end.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DFSchema, DataFusionError, ExprSchema, Result, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{Aggregate, EmptyRelation, Expr, LogicalPlan};
@@ -100,11 +101,19 @@ fn interval_ns(value: &ScalarValue) -> Option<i64> {
     }
 }
 
-/// The window end offset if `expr` is a window key: `window_end`, or `date_bin(size, ts)`.
-fn window_key(expr: &Expr) -> Option<i64> {
+/// The window end offset if `expr` is a window key: `window_end`, a TUMBLE or HOP
+/// `window_start` (the size in its field metadata), or `date_bin(size, ts)`.
+fn window_key(expr: &Expr, input: &DFSchema) -> Option<i64> {
     match expr {
         Expr::Column(c) if c.name == "window_end" => Some(0),
-        Expr::Alias(a) => window_key(&a.expr),
+        Expr::Column(c) => input
+            .field_from_column(c)
+            .ok()?
+            .metadata()
+            .get(super::tumble::WINDOW_SIZE_METADATA)?
+            .parse()
+            .ok(),
+        Expr::Alias(a) => window_key(&a.expr, input),
         Expr::ScalarFunction(f) if f.name() == "date_bin" && f.args.len() == 2 => {
             match &f.args[0] {
                 Expr::Literal(v, _) => interval_ns(v),
@@ -146,11 +155,16 @@ pub fn plan_aggregate(state: &SessionState, agg: &Aggregate) -> Result<Aggregate
     let first = first_phase(&physical).ok_or_else(|| {
         DataFusionError::Internal("the aggregate did not plan as an AggregateExec".into())
     })?;
-    let window = agg
-        .group_expr
-        .iter()
-        .enumerate()
-        .find_map(|(i, e)| window_key(e).map(|offset| (i, offset, e)))
+    // A grouped window_end is the window's end itself; otherwise any key that gives it.
+    let keys = || {
+        agg.group_expr
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| window_key(e, agg.input.schema()).map(|offset| (i, offset, e)))
+    };
+    let window = keys()
+        .find(|(_, offset, _)| *offset == 0)
+        .or_else(|| keys().next())
         .map(|(i, end_offset_ns, e)| -> Result<WindowClose> {
             Ok(WindowClose {
                 group_index: i,
@@ -171,7 +185,9 @@ pub fn plan_aggregate(state: &SessionState, agg: &Aggregate) -> Result<Aggregate
             .any(|e| matches!(e, Expr::Column(c) if c.name == "window_start"))
     {
         return Err(DataFusionError::Plan(
-            "group by window_end as well as window_start, so Weir knows when each window closes"
+            "group by window_end as well as window_start: this window_start does not come from \
+             TUMBLE or HOP, whose end is window_start + size, and a SESSION window's end moves \
+             as events join it, so Weir cannot know when each window closes from its start"
                 .into(),
         ));
     }

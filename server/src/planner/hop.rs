@@ -13,7 +13,7 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 
-use super::tumble::{interval_arg, plus_nanos, window_source};
+use super::tumble::{interval_arg, plus_nanos, window_source, window_start_alias};
 use crate::table::StreamRegistry;
 
 const USAGE: &str =
@@ -56,7 +56,7 @@ impl TableFunctionImpl for HopFunction {
         for j in 0..windows {
             let start = plus_nanos(latest.clone(), -j * slide_ns, &source.time_type);
             let mut columns = source.columns.clone();
-            columns.push(start.clone().alias("window_start"));
+            columns.push(window_start_alias(start.clone(), size_ns));
             columns.push(plus_nanos(start, size_ns, &source.time_type).alias("window_end"));
             let branch = source.scan.clone().project(columns)?.build()?;
             union = Some(match union {

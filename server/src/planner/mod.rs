@@ -407,7 +407,8 @@ pub fn plan_continuous(
             (position("window_start"), position("window_end"))
         else {
             return Err(refuse(
-                "group a SESSION by both window_start and window_end",
+                "group a SESSION by both window_start and window_end: a session's start and end \
+                 both move as events join it, so neither can be derived from the other",
             ));
         };
         let key_indices = keys

@@ -2,8 +2,10 @@
 //! the stream that adds `window_start = date_bin(size, ts)` (aligned to the Unix
 //! epoch) and `window_end = window_start + size`, both of the time column's type. A
 //! bounded query reads it like any view (every retained row counts); the continuous
-//! planner sees the same projection and groups by `window_end` to know when a window
-//! closes.
+//! planner sees the same projection and closes a window when the watermark reaches its
+//! end. `window_start` carries the window's size in its field metadata
+//! ([`WINDOW_SIZE_METADATA`]), so a query grouped by `window_start` alone still knows
+//! each window's end (`window_start + size`).
 
 use std::sync::Arc;
 
@@ -28,6 +30,21 @@ impl TumbleFunction {
 }
 
 const USAGE: &str = "use TUMBLE(stream, time_column, INTERVAL '10' SECOND)";
+
+/// Field metadata key on a TUMBLE or HOP `window_start`: the window's size in
+/// nanoseconds, so the continuous planner can close windows grouped by their start.
+pub const WINDOW_SIZE_METADATA: &str = "weir.window_size_ns";
+
+/// `start AS window_start`, tagged with the window's size (see [`WINDOW_SIZE_METADATA`]).
+pub(super) fn window_start_alias(start: Expr, size_ns: i64) -> Expr {
+    let metadata = datafusion::common::metadata::FieldMetadata::from(
+        std::collections::BTreeMap::from([(
+            WINDOW_SIZE_METADATA.to_string(),
+            size_ns.to_string(),
+        )]),
+    );
+    start.alias_with_metadata("window_start", Some(metadata))
+}
 
 /// An argument written as a bare name: a stream or a column.
 pub(super) fn name_of(expr: &Expr) -> Option<String> {
@@ -152,7 +169,7 @@ impl TableFunctionImpl for TumbleFunction {
         let mut columns = source.columns;
         let start = datafusion::functions::datetime::date_bin()
             .call(vec![lit(size), col(source.time.as_str())]);
-        columns.push(start.clone().alias("window_start"));
+        columns.push(window_start_alias(start.clone(), size_ns));
         columns.push(plus_nanos(start, size_ns, &source.time_type).alias("window_end"));
         let plan = source.scan.project(columns)?.build()?;
         Ok(Arc::new(ViewTable::new(plan, None)))

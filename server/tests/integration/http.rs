@@ -543,9 +543,18 @@ fn push_query_streams_rows_and_windows_as_they_close() {
     let mut windows = open(
         "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(clicks, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
     );
+    // Grouped by one bound only: the other is known from the window's size.
+    let mut by_start = open(
+        "SELECT window_start, count(*) AS n FROM TUMBLE(clicks, ts, INTERVAL '10' SECOND) GROUP BY window_start",
+    );
+    let mut hop_by_end = open(
+        "SELECT window_end, count(*) AS n FROM HOP(clicks, ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND) GROUP BY window_end",
+    );
     let ready = read_events(&mut rows, |e, _| e == "ready");
     assert_eq!(ready[0].1["columns"][0]["name"], "page");
     read_events(&mut windows, |e, _| e == "ready");
+    read_events(&mut by_start, |e, _| e == "ready");
+    read_events(&mut hop_by_end, |e, _| e == "ready");
 
     weir.ingest("clicks", "application/x-ndjson", "{\"page\": \"/a\", \"ts\": \"2024-01-01T00:00:01Z\"}\n{\"page\": \"/skip\", \"ts\": \"2024-01-01T00:00:02Z\"}\n");
     let got = read_events(&mut rows, |e, _| e == "rows");
@@ -566,6 +575,24 @@ fn push_query_streams_rows_and_windows_as_they_close() {
     );
     let got = read_events(&mut windows, |e, _| e == "watermark");
     assert_eq!(got.last().unwrap().1["watermark"], "2024-01-01T00:00:11");
+    let got = read_events(&mut by_start, |e, _| e == "rows");
+    assert_eq!(
+        got.last().unwrap().1["rows"],
+        json!([["2024-01-01T00:00:00", 2]])
+    );
+    // [23:59:55, 00:00:05) and [00:00:00, 00:00:10) have closed at 00:00:11.
+    let got = read_events(&mut hop_by_end, |e, d| {
+        e == "rows" && d["rows"].as_array().unwrap().iter().any(|r| r[0] == "2024-01-01T00:00:10")
+    });
+    let closed: Vec<Value> = got
+        .iter()
+        .filter(|(e, _)| e == "rows")
+        .flat_map(|(_, d)| d["rows"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(
+        closed,
+        vec![json!(["2024-01-01T00:00:05", 2]), json!(["2024-01-01T00:00:10", 2])]
+    );
 
     // An unwindowed aggregate streams its changes: retract the old row, add the new.
     let mut counts = open("SELECT page, count(*) AS n FROM clicks GROUP BY page");
