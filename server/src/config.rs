@@ -29,6 +29,22 @@ pub struct Config {
     /// Where checkpoints are kept: a directory, or `s3://bucket/prefix`. Default
     /// `{data_dir}/checkpoints`.
     pub storage: Option<String>,
+    /// Address of the PostgreSQL wire protocol listener, or `off`. Default
+    /// [`DEFAULT_PG_LISTEN`], which is skipped with a warning when the port is taken;
+    /// an address given explicitly must be free.
+    pub pg_listen: Option<String>,
+}
+
+/// The Postgres listener's address when none is configured (5433, beside a local
+/// PostgreSQL's 5432).
+pub const DEFAULT_PG_LISTEN: &str = "127.0.0.1:5433";
+
+/// Where the Postgres listener goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PgListen {
+    Off,
+    /// The address, and whether the user asked for it (then a taken port is an error).
+    At(SocketAddr, bool),
 }
 
 impl Default for Config {
@@ -42,6 +58,7 @@ impl Default for Config {
             console_dir: None,
             checkpoint_interval_ms: 1000,
             storage: None,
+            pg_listen: None,
         }
     }
 }
@@ -52,6 +69,20 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// The Postgres listener's address (`off` disables it).
+    pub fn pg_listen(&self) -> Result<PgListen, String> {
+        match self.pg_listen.as_deref().map(str::trim) {
+            None => Ok(PgListen::At(
+                DEFAULT_PG_LISTEN.parse().expect("valid default address"),
+                false,
+            )),
+            Some(v) if v.eq_ignore_ascii_case("off") || v.is_empty() => Ok(PgListen::Off),
+            Some(v) => v.parse().map(|a| PgListen::At(a, true)).map_err(|_| {
+                format!("--pg-listen {v:?} is not an address such as 127.0.0.1:5433 (or off)")
+            }),
+        }
     }
 
     pub fn engine_config(&self) -> crate::engine::EngineConfig {

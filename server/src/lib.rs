@@ -21,6 +21,8 @@ pub mod engine;
 pub mod ingest;
 /// Append-only partition logs of Arrow batches on disk.
 pub mod log;
+/// The PostgreSQL wire protocol listener (psql, drivers, BI tools).
+pub mod pg;
 /// LogicalPlan -> streaming plan for continuous queries.
 pub mod planner;
 /// Runs continuous queries: sources, steps, sinks, progress.

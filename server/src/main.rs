@@ -79,6 +79,10 @@ struct ServeArgs {
     /// [default: DATA_DIR/checkpoints]
     #[arg(long, env = "WEIR_STORAGE")]
     storage: Option<String>,
+    /// Address of the PostgreSQL wire protocol listener (psql -h HOST -p PORT -d weir),
+    /// or `off` [default: 127.0.0.1:5433, skipped with a warning if that port is taken]
+    #[arg(long, env = "WEIR_PG_LISTEN")]
+    pg_listen: Option<String>,
 }
 
 /// `100ms`, `2s`, `1m`, or plain milliseconds.
@@ -125,6 +129,9 @@ impl ServeArgs {
         }
         if self.storage.is_some() {
             config.storage = self.storage;
+        }
+        if self.pg_listen.is_some() {
+            config.pg_listen = self.pg_listen;
         }
         Ok(config)
     }
@@ -188,6 +195,24 @@ async fn serve(config: Config) -> Result<(), String> {
             )
         })?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let pg_listener = match config.pg_listen()? {
+        weir::config::PgListen::Off => None,
+        weir::config::PgListen::At(at, explicit) => match tokio::net::TcpListener::bind(at).await {
+            Ok(listener) => Some(listener),
+            Err(e) if !explicit => {
+                tracing::warn!(
+                    "not serving the Postgres protocol: cannot listen on {at}: {e} \
+                     (give another address with --pg-listen, or --pg-listen off)"
+                );
+                None
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot listen on {at} for the Postgres protocol (--pg-listen): {e}"
+                ));
+            }
+        },
+    };
     let state = match &config.console_dir {
         Some(dir) => ApiState::with_console_dir(config.body_limit_bytes, dir.clone()),
         None => ApiState::new(config.body_limit_bytes),
@@ -198,6 +223,18 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot open data dir {}: {e}", config.data_dir.display()))?;
     state.set_engine(engine.clone());
+    let _pg = match pg_listener {
+        Some(listener) => {
+            let at = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(
+                "Postgres protocol on {at} (psql -h {} -p {} -d weir)",
+                at.ip(),
+                at.port()
+            );
+            Some(AbortOnDrop(tokio::spawn(weir::pg::serve(listener, engine.clone()))))
+        }
+        None => None,
+    };
     tracing::info!(
         "Weir is ready at http://{address} (data dir {})",
         config.data_dir.display()
@@ -209,6 +246,15 @@ async fn serve(config: Config) -> Result<(), String> {
     engine.shutdown().await;
     tracing::info!("Weir stopped");
     Ok(())
+}
+
+/// Stops a listener's task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

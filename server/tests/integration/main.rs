@@ -7,5 +7,6 @@ mod crash;
 mod differential;
 mod faults;
 mod http;
+mod pg;
 mod s3;
 mod server;

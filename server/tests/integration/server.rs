@@ -10,6 +10,8 @@ use serde_json::Value;
 pub struct Weir {
     child: Child,
     pub url: String,
+    /// The Postgres listener's port, when it serves one.
+    pub pg_port: Option<u16>,
     pub client: reqwest::blocking::Client,
 }
 
@@ -35,14 +37,22 @@ impl Weir {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
+            let mut pg_port = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("Postgres protocol on ") {
+                    pg_port = line[at + "Postgres protocol on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .and_then(|a| a.rsplit(':').next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                }
                 if !sent && let Some(at) = line.find("ready at http://") {
                     let url: String = line[at + "ready at ".len()..]
                         .split_whitespace()
                         .next()
                         .unwrap()
                         .to_string();
-                    let _ = tx.send(url);
+                    let _ = tx.send((url, pg_port));
                     sent = true;
                 }
                 if std::env::var_os("WEIR_TEST_LOGS").is_some() {
@@ -50,7 +60,7 @@ impl Weir {
                 }
             }
         });
-        let url = rx
+        let (url, pg_port) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("weir did not become ready in 60 s");
         // No connection reuse: after a 413 the server closes the connection without
@@ -60,7 +70,12 @@ impl Weir {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap();
-        Weir { child, url, client }
+        Weir {
+            child,
+            url,
+            pg_port,
+            client,
+        }
     }
 
     /// `POST /v1/sql`; returns status and JSON body.

@@ -1,0 +1,251 @@
+//! The Postgres wire protocol with real clients: psql (Debian's postgresql-client) and
+//! psycopg 3 (PyPI). Without them the tests say SKIPPED, unless
+//! `WEIR_REQUIRE_PG_TESTS=1` (CI), where a missing client fails.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::server::Weir;
+
+fn require(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var_os("WEIR_REQUIRE_PG_TESTS").is_some() {
+        panic!("{what} is required (WEIR_REQUIRE_PG_TESTS is set)");
+    }
+    eprintln!("SKIPPED: {what} is not installed");
+    false
+}
+
+fn has_psql() -> bool {
+    Command::new("psql").arg("--version").output().is_ok()
+}
+
+fn started() -> (tempfile::TempDir, Weir, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &["--pg-listen", "127.0.0.1:0"]);
+    let port = weir.pg_port.expect("the Postgres listener's port in the log");
+    (dir, weir, port)
+}
+
+/// Runs a psql script (stdin); returns (success, stdout, stderr).
+fn psql(port: u16, script: &str) -> (bool, String, String) {
+    let mut child = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &port.to_string(), "-d", "weir", "-U", "tester"])
+        .args(["-v", "VERBOSITY=verbose", "-P", "pager=off"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn psql_runs_weirs_statements_catalog_and_errors() {
+    if !require("psql", has_psql()) {
+        return;
+    }
+    let (_dir, _weir, port) = started();
+    let (_, out, err) = psql(
+        port,
+        "CREATE STREAM clicks (page TEXT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (partitions = 2, key = 'page');
+INSERT INTO clicks VALUES ('/a', '2024-01-01 00:00:01'), ('/b', '2024-01-01 00:00:03'), ('/a', '2024-01-01 00:00:12');
+CREATE MATERIALIZED VIEW per_window AS SELECT window_start, count(*) AS n FROM TUMBLE(clicks, ts, INTERVAL '10' SECOND) GROUP BY window_start;
+FLUSH;
+SELECT * FROM per_window ORDER BY window_start;
+BEGIN;
+SET application_name = 'weir-test';
+SHOW application_name;
+SHOW server_version;
+COMMIT;
+SELECT count(*) AS c, sum(CASE WHEN page = '/a' THEN 1 ELSE 0 END) AS a FROM clicks; SELECT 'two' AS second;
+\\d
+\\d clicks
+SELECT * FROM nope;
+SELECT page FROM clicks WHERE;
+",
+    );
+    for expected in [
+        "CREATE STREAM",
+        "INSERT 0 3",
+        "CREATE MATERIALIZED VIEW",
+        "FLUSH",
+        " 2024-01-01 00:00:00 | 2",
+        " 2024-01-01 00:00:10 | 1",
+        "weir-test",
+        "16.6",
+        " 3 | 2",
+        "two",
+        // \d lists streams and views as tables, \d clicks their columns.
+        "clicks",
+        "per_window",
+        "page",
+        "timestamp",
+    ] {
+        assert!(out.contains(expected), "psql output lacks {expected:?}:\n{out}\n{err}");
+    }
+    // Errors carry their SQLSTATE and the message Weir gives over HTTP.
+    assert!(err.contains("ERROR:  42P01: unknown stream \"nope\""), "{err}");
+    assert!(err.contains("ERROR:  42601"), "{err}");
+    // A parse error points at its token: psql underlines it.
+    assert!(err.contains("LINE 1: SELECT page FROM clicks WHERE"), "{err}");
+}
+
+#[test]
+fn psql_copy_streams_a_push_query_until_cancelled() {
+    if !require("psql", has_psql()) {
+        return;
+    }
+    let (_dir, weir, port) = started();
+    weir.sql_ok("CREATE STREAM taps (usr TEXT, ts TIMESTAMP, WATERMARK FOR ts AS ts)");
+    // psql buffers what it writes to a pipe: stdbuf makes it write each row at once.
+    let mut child = Command::new("stdbuf")
+        .args(["-o0", "psql", "-X", "-h", "127.0.0.1", "-p", &port.to_string(), "-d", "weir"])
+        .args([
+            "-c",
+            "COPY (SELECT usr, count(*) AS n FROM taps GROUP BY usr EMIT CHANGES) TO STDOUT",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The push query starts at the end of its input: send rows until they show up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while lines.len() < 3 && Instant::now() < deadline {
+        weir.ingest(
+            "taps",
+            "application/x-ndjson",
+            "{\"usr\": \"ann\", \"ts\": \"2024-01-01T00:00:01Z\"}\n",
+        );
+        weir.sql_ok("FLUSH");
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            lines.push(line);
+        }
+    }
+    assert!(lines.len() >= 3, "rows streamed so far: {lines:?}");
+    // Changes with their _op: the first count, then a retraction and the new count.
+    assert_eq!(lines[0], "ann\t1\t+", "{lines:?}");
+    assert_eq!(lines[1], "ann\t1\t-", "{lines:?}");
+    assert_eq!(lines[2], "ann\t2\t+", "{lines:?}");
+    // Ctrl-C: psql sends a cancel request; the query stops and psql says why.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("canceling statement due to user request"), "{err}");
+    // The server keeps serving.
+    let (ok, out, err) = psql(port, "SELECT count(*) AS taps FROM taps;\n");
+    assert!(ok && out.contains("taps"), "{out}\n{err}");
+}
+
+const PSYCOPG_SCRIPT: &str = r#"
+import sys, datetime, decimal
+import psycopg
+from psycopg import errors
+
+port = int(sys.argv[1])
+conn = psycopg.connect(host="127.0.0.1", port=port, dbname="weir", user="app", autocommit=True)
+cur = conn.cursor()
+cur.execute("CREATE STREAM kinds (i INT, b BIGINT, f DOUBLE, d DECIMAL(10, 2), t TEXT, ok BOOLEAN, raw BYTEA, day DATE, ts TIMESTAMP)")
+row = (7, 2**40, 1.5, decimal.Decimal("12.34"), "héllo", True, b"\x00\x01", datetime.date(2024, 1, 2), datetime.datetime(2024, 1, 2, 3, 4, 5))
+cur.execute("INSERT INTO kinds VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", row)
+cur.execute("INSERT INTO kinds VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", (None,) * 9)
+assert cur.rowcount == 1, cur.rowcount
+for binary in (False, True):
+    c = conn.cursor(binary=binary)
+    c.execute("SELECT i, b, f, d, t, ok, raw, day, ts FROM kinds WHERE i = %s", (7,))
+    got = c.fetchone()
+    assert got == row, (binary, got)
+    c.execute("SELECT * FROM kinds WHERE i IS NULL")
+    assert c.fetchone() == (None,) * 9
+    c.execute("SELECT count(*) FROM kinds WHERE t = %s AND b > %s", ("héllo", 5))
+    assert c.fetchone()[0] == 1
+# A prepared statement run many times, and a large result fetched in pieces.
+for n in range(3):
+    cur.execute("SELECT %s::BIGINT + 1", (n,), prepare=True)
+    assert cur.fetchone()[0] == n + 1
+cur.execute("SELECT value FROM generate_series(1, 20000) AS t(value)")
+total = 0
+while True:
+    rows = cur.fetchmany(5000)
+    if not rows:
+        break
+    total += len(rows)
+assert total == 20000, total
+# SQLSTATEs map to psycopg's error classes.
+for sql, cls in [("SELECT * FROM nope", errors.UndefinedTable), ("SELEC 1", errors.SyntaxError),
+                 ("CREATE STREAM kinds (a INT)", errors.DuplicateTable)]:
+    try:
+        cur.execute(sql)
+    except cls as e:
+        print("error", type(e).__name__, e.sqlstate)
+    else:
+        raise AssertionError(sql)
+cur.execute("SHOW STREAMS")
+print("streams", [r[0] for r in cur.fetchall()])
+print("ok")
+"#;
+
+#[test]
+fn psycopg_extended_protocol_with_parameters_of_every_type() {
+    let has_psycopg = Command::new("python3")
+        .args(["-c", "import psycopg"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !require("psycopg (pip install 'psycopg[binary]')", has_psycopg) {
+        return;
+    }
+    let (_dir, _weir, port) = started();
+    let out = Command::new("python3")
+        .args(["-c", PSYCOPG_SCRIPT, &port.to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("error UndefinedTable 42P01"), "{stdout}");
+    assert!(stdout.contains("error SyntaxError 42601"), "{stdout}");
+    assert!(stdout.contains("error DuplicateTable 42P07"), "{stdout}");
+    assert!(stdout.contains("streams ['kinds']"), "{stdout}");
+}
+
+#[test]
+fn a_taken_pg_port_is_a_clear_error() {
+    let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blocker.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--pg-listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--pg-listen"), "{err}");
+}
