@@ -163,6 +163,7 @@ pub fn is_catalog_query(text: &str) -> bool {
         "::oid",
         "format_type(",
         "has_table_privilege",
+        "version()",
     ]
     .iter()
     .any(|needle| lower.contains(needle))

@@ -249,3 +249,58 @@ fn a_taken_pg_port_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--pg-listen"), "{err}");
 }
+
+/// pgjdbc's jar: `WEIR_PGJDBC_JAR`, or the one `.ci/run` fetched into ~/.cache/weir-jars.
+fn pgjdbc_jar() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("WEIR_PGJDBC_JAR") {
+        return Some(path.into());
+    }
+    let dir = std::path::Path::new(&std::env::var_os("HOME")?).join(".cache/weir-jars");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("postgresql-") && n.ends_with(".jar"))
+        })
+}
+
+#[test]
+fn pgjdbc_reads_metadata_and_runs_prepared_statements() {
+    let jar = pgjdbc_jar();
+    let has_java = Command::new("javac").arg("-version").output().is_ok();
+    if !require("pgjdbc (~/.cache/weir-jars/postgresql-*.jar) and a JDK", jar.is_some() && has_java) {
+        return;
+    }
+    let classes = tempfile::tempdir().unwrap();
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/JdbcCheck.java");
+    let compiled = Command::new("javac")
+        .arg("-d")
+        .arg(classes.path())
+        .arg(source)
+        .status()
+        .unwrap();
+    assert!(compiled.success());
+    let (_dir, _weir, port) = started();
+    let classpath = format!("{}:{}", jar.unwrap().display(), classes.path().display());
+    let out = Command::new("java")
+        .args(["-cp", &classpath, "JdbcCheck", &port.to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "inserted 1",
+        "product PostgreSQL 16.6",
+        "table public.orders",
+        "row 2 item-2 3.0 2024-01-01 00:00:02.0",
+        "row 3 item-3 4.5 2024-01-01 00:00:03.0",
+        "error 42P01",
+        "ok",
+    ] {
+        assert!(stdout.contains(expected), "lacks {expected:?}:\n{stdout}");
+    }
+}
