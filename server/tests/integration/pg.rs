@@ -208,6 +208,34 @@ for sql, cls in [("SELECT * FROM nope", errors.UndefinedTable), ("SELEC 1", erro
         raise AssertionError(sql)
 cur.execute("SHOW STREAMS")
 print("streams", [r[0] for r in cur.fetchall()])
+
+# The same queries over HTTP and over Postgres give the same rows and types.
+import json, urllib.request
+def over_http(sql):
+    request = urllib.request.Request(sys.argv[2] + "/v1/sql", data=json.dumps({"sql": sql}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(request))
+def as_json(v):
+    if isinstance(v, (datetime.datetime, datetime.date)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    return v
+PG_TYPE = {"INT": "int4", "BIGINT": "int8", "DOUBLE": "float8", "DECIMAL": "numeric", "TEXT": "text",
+           "BOOLEAN": "bool", "DATE": "date", "TIMESTAMP": "timestamp"}
+for sql in ["SELECT i, b, f, d, t, ok, day, ts FROM kinds ORDER BY i NULLS LAST",
+            # The shape Grafana writes for a time series.
+            "SELECT date_bin(INTERVAL '1 hour', ts) AS time, count(*) AS n, sum(f) AS total FROM kinds "
+            "WHERE ts BETWEEN '2024-01-01T00:00:00Z' AND '2024-01-03T00:00:00Z' GROUP BY 1 ORDER BY 1",
+            "SELECT _partition, _offset, t FROM kinds ORDER BY _offset"]:
+    http = over_http(sql)
+    cur.execute(sql)
+    rows = [[as_json(v) for v in row] for row in cur.fetchall()]
+    assert rows == http["rows"], (sql, rows, http["rows"])
+    pg_types = [psycopg.adapters.types.get(d.type_code).name for d in cur.description]
+    http_types = [PG_TYPE[c["type"].split("(")[0]] for c in http["columns"]]
+    assert pg_types == http_types, (sql, pg_types, http_types)
+print("same over HTTP")
 print("ok")
 "#;
 
@@ -220,9 +248,9 @@ fn psycopg_extended_protocol_with_parameters_of_every_type() {
     if !require("psycopg (pip install 'psycopg[binary]')", has_psycopg) {
         return;
     }
-    let (_dir, _weir, port) = started();
+    let (_dir, weir, port) = started();
     let out = Command::new("python3")
-        .args(["-c", PSYCOPG_SCRIPT, &port.to_string()])
+        .args(["-c", PSYCOPG_SCRIPT, &port.to_string(), &weir.url])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -232,6 +260,7 @@ fn psycopg_extended_protocol_with_parameters_of_every_type() {
     assert!(stdout.contains("error SyntaxError 42601"), "{stdout}");
     assert!(stdout.contains("error DuplicateTable 42P07"), "{stdout}");
     assert!(stdout.contains("streams ['kinds']"), "{stdout}");
+    assert!(stdout.contains("same over HTTP"), "{stdout}");
 }
 
 #[test]
