@@ -231,7 +231,10 @@ async fn serve(config: Config) -> Result<(), String> {
                 at.ip(),
                 at.port()
             );
-            Some(AbortOnDrop(tokio::spawn(weir::pg::serve(listener, engine.clone()))))
+            Some(AbortOnDrop(tokio::spawn(weir::pg::serve(
+                listener,
+                engine.clone(),
+            ))))
         }
         None => None,
     };

@@ -10,20 +10,22 @@ mod ddl;
 mod error;
 mod generators;
 mod pg_catalog;
+mod prepared;
 mod push;
 mod show;
 
 pub use error::{Error, Result, datafusion_message};
 pub use pg_catalog::{PG_SETTINGS, SERVER_VERSION, pg_setting, version_text};
+pub use prepared::Described;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef, UInt64Type};
-use datafusion::common::ScalarValue;
+use datafusion::arrow::datatypes::{SchemaRef, UInt64Type};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -84,15 +86,6 @@ pub enum StatementResult {
     },
 }
 
-/// What [`Engine::describe_sql`] learns of a statement.
-#[derive(Debug, Default, Clone)]
-pub struct Described {
-    /// The result's columns; `None` when the statement returns no rows.
-    pub schema: Option<SchemaRef>,
-    /// The inferred type of each parameter `$1`, `$2`, ...
-    pub params: Vec<Option<DataType>>,
-}
-
 /// A statement of a multi-statement text that failed, with the results before it.
 #[derive(Debug)]
 pub struct StatementError {
@@ -102,6 +95,22 @@ pub struct StatementError {
     pub column: u64,
     pub error: Error,
     pub completed: Vec<StatementResult>,
+}
+
+impl StatementError {
+    /// A text that does not parse: the error is at its position, before any statement ran.
+    fn parse(e: crate::sql::ParseError) -> StatementError {
+        StatementError {
+            index: 1,
+            line: e.position.map_or(1, |p| p.0),
+            column: e.position.map_or(1, |p| p.1),
+            error: Error::Parse {
+                message: e.message,
+                position: e.position,
+            },
+            completed: Vec::new(),
+        }
+    }
 }
 
 /// The result of an ingest request.
@@ -394,16 +403,7 @@ impl Engine {
                 completed: Vec::new(),
             });
         }
-        let statements = parse_sql(sql).map_err(|e| StatementError {
-            index: 1,
-            line: e.position.map_or(1, |p| p.0),
-            column: e.position.map_or(1, |p| p.1),
-            error: Error::Parse {
-                message: e.message,
-                position: e.position,
-            },
-            completed: Vec::new(),
-        })?;
+        let statements = parse_sql(sql).map_err(StatementError::parse)?;
         let mut results = Vec::with_capacity(statements.len());
         for ParsedStatement {
             statement,
@@ -426,128 +426,6 @@ impl Engine {
             }
         }
         Ok(results)
-    }
-
-    /// Runs one statement with values for its `$1`, `$2`, ... parameters (the Postgres
-    /// extended protocol). Only queries and DML take parameters.
-    pub async fn execute_with_params(
-        &self,
-        sql: &str,
-        params: Vec<ScalarValue>,
-    ) -> Result<Vec<StatementResult>, StatementError> {
-        if params.is_empty() {
-            return self.execute_sql(sql).await;
-        }
-        let at_start = |error| StatementError {
-            index: 1,
-            line: 1,
-            column: 1,
-            error,
-            completed: Vec::new(),
-        };
-        let mut statements = parse_sql(sql).map_err(|e| StatementError {
-            index: 1,
-            line: e.position.map_or(1, |p| p.0),
-            column: e.position.map_or(1, |p| p.1),
-            error: Error::Parse {
-                message: e.message,
-                position: e.position,
-            },
-            completed: Vec::new(),
-        })?;
-        if statements.len() != 1 {
-            return Err(at_start(Error::Invalid(
-                "a statement with parameters ($1, ...) must be a single statement".into(),
-            )));
-        }
-        match statements.pop().expect("one").statement {
-            WeirStatement::DataFusion(statement) => self
-                .run_datafusion(*statement, Some(params))
-                .await
-                .map(|r| vec![r])
-                .map_err(at_start),
-            _ => Err(at_start(Error::Invalid(
-                "only queries and INSERT take parameters ($1, ...); write the values of Weir's \
-                 own statements (CREATE STREAM, FLUSH, ...) into the SQL text"
-                    .into(),
-            ))),
-        }
-    }
-
-    /// What one statement would return, without running it when it changes anything:
-    /// its result columns (`None`: no rows, e.g. DDL or INSERT) and the types DataFusion
-    /// infers for its parameters, in order (`None`: unknown). For the Postgres extended
-    /// protocol's Describe.
-    pub async fn describe_sql(&self, sql: &str) -> Result<Described> {
-        let mut statements = parse_sql(sql).map_err(|e| Error::Parse {
-            message: e.message,
-            position: e.position,
-        })?;
-        let Some(parsed) = statements.pop() else {
-            return Ok(Described::default());
-        };
-        if !statements.is_empty() {
-            return Err(Error::Invalid(
-                "a prepared statement holds a single statement".into(),
-            ));
-        }
-        match parsed.statement {
-            WeirStatement::DataFusion(statement) => {
-                let plan = self.plan_datafusion(*statement).await?;
-                let mut params: Vec<(String, Option<DataType>)> = plan
-                    .get_parameter_types()
-                    .map_err(Error::from_datafusion)?
-                    .into_iter()
-                    .collect();
-                params.sort_by_key(|(name, _)| {
-                    name.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX)
-                });
-                let count = params
-                    .iter()
-                    .filter_map(|(name, _)| name.trim_start_matches('$').parse::<usize>().ok())
-                    .max()
-                    .unwrap_or(0);
-                let mut types = vec![None; count];
-                for (name, t) in params {
-                    if let Ok(i) = name.trim_start_matches('$').parse::<usize>()
-                        && i >= 1
-                    {
-                        types[i - 1] = t;
-                    }
-                }
-                let rows = !matches!(
-                    plan,
-                    LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_)
-                );
-                Ok(Described {
-                    schema: rows.then(|| Arc::new(plan.schema().as_arrow().clone())),
-                    params: types,
-                })
-            }
-            // Read-only statements with rows: their columns are those of their result.
-            statement @ (WeirStatement::ShowStreams
-            | WeirStatement::ShowQueries
-            | WeirStatement::ShowMaterializedViews
-            | WeirStatement::Describe { .. }
-            | WeirStatement::ExplainContinuous(_)) => match self.execute(statement).await? {
-                StatementResult::Rows { schema, .. } => Ok(Described {
-                    schema: Some(schema),
-                    params: Vec::new(),
-                }),
-                StatementResult::Ok { .. } => Ok(Described::default()),
-            },
-            _ => Ok(Described::default()),
-        }
-    }
-
-    /// Runs a catalog query a Postgres client sent (already rewritten for DataFusion by
-    /// the listener) over the same session as every other query.
-    pub async fn execute_catalog_query(
-        &self,
-        statement: datafusion::sql::sqlparser::ast::Statement,
-    ) -> Result<StatementResult> {
-        self.run_datafusion(DFStatement::Statement(Box::new(statement)), None)
-            .await
     }
 
     /// Runs one parsed statement.

@@ -86,7 +86,11 @@ pub fn register(session: &SessionContext) -> Result<()> {
                 let names = datafusion::arrow::compute::cast(names, &DataType::Utf8)?;
                 let names = names.as_string::<i32>();
                 let values: StringArray = (0..names.len())
-                    .map(|i| (!names.is_null(i)).then(|| pg_setting(names.value(i))).flatten())
+                    .map(|i| {
+                        (!names.is_null(i))
+                            .then(|| pg_setting(names.value(i)))
+                            .flatten()
+                    })
                     .collect();
                 Ok(ColumnarValue::Array(Arc::new(values)))
             }
@@ -98,7 +102,9 @@ pub fn register(session: &SessionContext) -> Result<()> {
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(|_: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version_text()))))
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                version_text(),
+            ))))
         }),
     ));
     Ok::<(), DataFusionError>(())

@@ -4,7 +4,7 @@
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::DataFusionError;
-use pgwire::error::ErrorInfo;
+use pgwire::error::{ErrorInfo, PgWireError};
 
 use crate::engine::{Error, StatementError};
 
@@ -88,6 +88,14 @@ pub fn error_info(error: &Error) -> ErrorInfo {
 /// An error of the listener's own (session statements, parameters).
 pub fn user_error(code: &str, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new("ERROR".into(), code.into(), message.into())
+}
+
+/// The Postgres error of a listener failure.
+pub fn pg_error_info(e: PgWireError) -> ErrorInfo {
+    match e {
+        PgWireError::UserError(info) => *info,
+        other => user_error("XX000", other.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
-use datafusion::common::ScalarValue;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{Sink, SinkExt, stream};
 use pgwire::api::auth::{
@@ -16,12 +14,8 @@ use pgwire::api::auth::{
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{
-    ExtendedQueryHandler, SimpleQueryHandler, send_ready_for_query,
-};
-use pgwire::api::results::{
-    CopyEncoder, CopyTextOptions, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
-};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_ready_for_query};
+use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
@@ -34,8 +28,11 @@ use pgwire::messages::response::CommandComplete;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use super::errors::{error_info, statement_error, user_error};
-use super::split::{Piece, copy_to_stdout, is_catalog_query, leading_words, split_statements};
+use super::encode::{copy_rows, result_response, single_text};
+use super::errors::{error_info, pg_error_info, statement_error, user_error};
+use super::params::{arrow_type_of, parameter_value};
+use super::session::{Session, session_statement};
+use super::split::{Piece, copy_to_stdout, is_catalog_query, split_statements};
 use crate::engine::{Engine, StatementResult, pg_setting};
 
 /// Batches a push query may buffer for a slow client.
@@ -63,7 +60,11 @@ impl Startup {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -83,196 +84,6 @@ impl StartupHandler for Startup {
         }
         Ok(())
     }
-}
-
-/// A statement the listener answers itself.
-#[derive(Debug, Clone, PartialEq)]
-enum Session {
-    Set { name: String, value: String },
-    Show(String),
-    Begin,
-    Commit,
-    Rollback,
-    /// Accepted and ignored, answered with this tag.
-    Ignored(String),
-}
-
-/// Recognises session statements (`SHOW STREAMS` and Weir's other SHOWs are not).
-fn session_statement(text: &str) -> Option<Session> {
-    let words = leading_words(text, 3);
-    let first = words.first()?.as_str();
-    match first {
-        "BEGIN" | "START" => Some(Session::Begin),
-        "COMMIT" | "END" => Some(Session::Commit),
-        "ROLLBACK" | "ABORT" => Some(Session::Rollback),
-        "RESET" | "DISCARD" | "DEALLOCATE" | "CLOSE" | "LISTEN" | "UNLISTEN" => {
-            Some(Session::Ignored(first.to_string()))
-        }
-        "SHOW" => {
-            let name = words.get(1)?;
-            if matches!(
-                name.as_str(),
-                "STREAMS" | "QUERIES" | "MATERIALIZED" | "SINKS" | "TABLES" | "COLUMNS"
-            ) {
-                return None;
-            }
-            let rest = text.trim()[4..].trim().trim_end_matches(';').trim();
-            Some(Session::Show(rest.trim_matches('"').to_string()))
-        }
-        "SET" => {
-            let rest = text.trim()[3..].trim();
-            let rest = strip_word(rest, "SESSION")
-                .or_else(|| strip_word(rest, "LOCAL"))
-                .unwrap_or(rest);
-            if let Some(zone) = strip_word(rest, "TIME").and_then(|r| strip_word(r, "ZONE")) {
-                return Some(Session::Set {
-                    name: "TimeZone".into(),
-                    value: unquote(zone),
-                });
-            }
-            let (name, value) = match rest.split_once('=') {
-                Some((n, v)) => (n.trim(), v.trim()),
-                None => {
-                    let (n, v) = rest.split_once(char::is_whitespace)?;
-                    (n.trim(), strip_word(v.trim(), "TO").unwrap_or(v).trim())
-                }
-            };
-            Some(Session::Set {
-                name: name.trim_matches('"').to_string(),
-                value: unquote(value),
-            })
-        }
-        _ => None,
-    }
-}
-
-fn strip_word<'a>(text: &'a str, word: &str) -> Option<&'a str> {
-    let head = text.get(..word.len())?;
-    let rest = &text[word.len()..];
-    (head.eq_ignore_ascii_case(word) && rest.starts_with(char::is_whitespace))
-        .then(|| rest.trim_start())
-}
-
-fn unquote(value: &str) -> String {
-    let v = value.trim().trim_end_matches(';').trim();
-    let v = v
-        .strip_prefix('\'')
-        .and_then(|v| v.strip_suffix('\''))
-        .unwrap_or(v);
-    v.replace("''", "'")
-}
-
-/// The command tag psql prints for a statement of Weir's that returned no rows.
-fn command_tag(text: &str, rows: Option<u64>) -> Tag {
-    let words = leading_words(text, 3);
-    let take = match words.get(1).map(String::as_str) {
-        Some("MATERIALIZED") => 3,
-        _ if words.first().is_some_and(|w| w == "FLUSH") => 1,
-        _ => 2,
-    };
-    let command = words.iter().take(take).cloned().collect::<Vec<_>>().join(" ");
-    match (words.first().map(String::as_str), rows) {
-        (Some("INSERT"), Some(n)) => Tag::new("INSERT").with_oid(0).with_rows(n as usize),
-        (_, Some(n)) => Tag::new(&command).with_rows(n as usize),
-        _ => Tag::new(&command),
-    }
-}
-
-/// The rows of a result as a query response, each column in `format`.
-fn rows_response(
-    schema: &SchemaRef,
-    batches: Vec<RecordBatch>,
-    format: &Format,
-) -> PgWireResult<QueryResponse> {
-    let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-        schema, format, None,
-    )?);
-    let batches = batches
-        .into_iter()
-        .map(|batch| postgres_text(batch, &fields))
-        .collect::<PgWireResult<Vec<_>>>()?;
-    let encode = fields.clone();
-    let rows = stream::iter(
-        batches
-            .into_iter()
-            .flat_map(move |batch| arrow_pg::encode_recordbatch(encode.clone(), batch)),
-    );
-    Ok(QueryResponse::new(fields, rows))
-}
-
-/// Timestamps sent as text the way Postgres writes them (`2024-01-01 00:00:01`, a
-/// fraction only when there is one), not with six zeros after every second.
-fn postgres_text(batch: RecordBatch, fields: &[FieldInfo]) -> PgWireResult<RecordBatch> {
-    use datafusion::arrow::array::{Array, AsArray};
-    let schema = batch.schema();
-    let is_text_timestamp = |i: usize| {
-        matches!(schema.field(i).data_type(), DataType::Timestamp(_, None))
-            && fields.get(i).is_some_and(|f| f.format() == FieldFormat::Text)
-    };
-    if !(0..batch.num_columns()).any(is_text_timestamp) {
-        return Ok(batch);
-    }
-    let internal = |e: datafusion::arrow::error::ArrowError| PgWireError::ApiError(Box::new(e));
-    let mut columns = Vec::with_capacity(batch.num_columns());
-    let mut new_fields = Vec::with_capacity(batch.num_columns());
-    for (i, column) in batch.columns().iter().enumerate() {
-        if !is_text_timestamp(i) {
-            columns.push(column.clone());
-            new_fields.push(schema.field(i).clone());
-            continue;
-        }
-        let text = datafusion::arrow::compute::cast(column, &DataType::Utf8).map_err(internal)?;
-        let text = text.as_string::<i32>();
-        let formatted: datafusion::arrow::array::StringArray = (0..text.len())
-            .map(|r| {
-                (!text.is_null(r)).then(|| {
-                    let v = text.value(r).replacen('T', " ", 1);
-                    match v.split_once('.') {
-                        Some((whole, fraction)) => {
-                            let fraction = fraction.trim_end_matches('0');
-                            if fraction.is_empty() {
-                                whole.to_string()
-                            } else {
-                                format!("{whole}.{fraction}")
-                            }
-                        }
-                        None => v,
-                    }
-                })
-            })
-            .collect();
-        columns.push(Arc::new(formatted));
-        new_fields.push(datafusion::arrow::datatypes::Field::new(
-            schema.field(i).name(),
-            DataType::Utf8,
-            true,
-        ));
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(new_fields)), columns).map_err(internal)
-}
-
-fn result_response(text: &str, result: StatementResult, format: &Format) -> PgWireResult<Response> {
-    match result {
-        StatementResult::Rows { schema, batches, .. } => {
-            Ok(Response::Query(rows_response(&schema, batches, format)?))
-        }
-        StatementResult::Ok { rows_affected, .. } => {
-            Ok(Response::Execution(command_tag(text, rows_affected)))
-        }
-    }
-}
-
-/// One row of one text column.
-fn single_text(name: &str, value: &str) -> PgWireResult<Response> {
-    let schema = Arc::new(Schema::new(vec![datafusion::arrow::datatypes::Field::new(
-        name.to_ascii_lowercase(),
-        DataType::Utf8,
-        true,
-    )]));
-    let column = Arc::new(datafusion::arrow::array::StringArray::from(vec![value]));
-    let batch = RecordBatch::try_new(schema.clone(), vec![column])
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-    Ok(Response::Query(rows_response(&schema, vec![batch], &Format::UnifiedText)?))
 }
 
 /// The listener's query service over one engine.
@@ -331,7 +142,11 @@ impl PgService {
         if !is_catalog_query(text) {
             return None;
         }
-        self.parser.compat.parse(text).ok().filter(|s| !s.is_empty())
+        self.parser
+            .compat
+            .parse(text)
+            .ok()
+            .filter(|s| !s.is_empty())
     }
 
     /// Runs one statement of a simple query; an error ends the query.
@@ -355,7 +170,9 @@ impl PgService {
                 .await
                 .map_err(|e| statement_error(&e, text, piece.offset_chars))?;
             return match results.into_iter().last() {
-                Some(StatementResult::Rows { schema, batches, .. }) => {
+                Some(StatementResult::Rows {
+                    schema, batches, ..
+                }) => {
                     let fields = Arc::new(
                         arrow_pg::datatypes::arrow_schema_to_pg_fields(
                             &schema,
@@ -387,7 +204,9 @@ impl PgService {
                     .execute_catalog_query(statement)
                     .await
                     .map_err(|e| error_info(&e))?;
-                responses.push(result_response(text, result, &Format::UnifiedText).map_err(pg_error_info)?);
+                responses.push(
+                    result_response(text, result, &Format::UnifiedText).map_err(pg_error_info)?,
+                );
             }
             return Ok(responses);
         }
@@ -419,7 +238,8 @@ impl PgService {
             Err(e) => Err(error_info(&e)),
             Ok((query, mut rx)) => {
                 // Changes of an aggregate carry their _op column after the query's own.
-                let mut columns: Vec<_> = query.plan.output_schema.fields().iter().cloned().collect();
+                let mut columns: Vec<_> =
+                    query.plan.output_schema.fields().iter().cloned().collect();
                 if query.def.emit_changes && query.plan.aggregate.is_some() {
                     columns.push(Arc::new(datafusion::arrow::datatypes::Field::new(
                         crate::runtime::OP_COLUMN,
@@ -484,7 +304,9 @@ impl PgService {
             Ok(rows) => {
                 let tag = Tag::new("COPY").with_rows(rows);
                 client
-                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::from(tag)))
+                    .feed(PgWireBackendMessage::CommandComplete(
+                        CommandComplete::from(tag),
+                    ))
                     .await?;
             }
             Err(e) => {
@@ -495,46 +317,6 @@ impl PgService {
         }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         send_ready_for_query(client, client.transaction_status()).await
-    }
-}
-
-/// A batch's rows in COPY's text format.
-fn copy_rows(
-    fields: &Arc<Vec<FieldInfo>>,
-    batch: &RecordBatch,
-) -> PgWireResult<Vec<pgwire::messages::copy::CopyData>> {
-    let schema = batch.schema();
-    if schema.fields().len() != fields.len() {
-        return Err(PgWireError::UserError(Box::new(user_error(
-            "XX000",
-            format!(
-                "internal error (a bug in Weir, please report it): a batch of {} columns for {} COPY columns",
-                schema.fields().len(),
-                fields.len()
-            ),
-        ))));
-    }
-    let mut encoder = CopyEncoder::new_text(fields.clone(), CopyTextOptions::default());
-    let mut out = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        for (column, field) in schema.fields().iter().enumerate() {
-            arrow_pg::encoder::encode_value(
-                &mut encoder,
-                batch.column(column),
-                row,
-                field,
-                &fields[column],
-            )?;
-        }
-        out.push(encoder.take_copy());
-    }
-    Ok(out)
-}
-
-fn pg_error_info(e: PgWireError) -> ErrorInfo {
-    match e {
-        PgWireError::UserError(info) => *info,
-        other => user_error("XX000", other.to_string()),
     }
 }
 
@@ -707,165 +489,6 @@ impl QueryParser for Parser {
     }
 }
 
-/// The Arrow type a Postgres parameter type decodes to.
-fn arrow_type_of(t: &Type) -> Option<DataType> {
-    use datafusion::arrow::datatypes::TimeUnit;
-    Some(match *t {
-        Type::BOOL => DataType::Boolean,
-        Type::INT2 => DataType::Int16,
-        Type::INT4 => DataType::Int32,
-        Type::INT8 => DataType::Int64,
-        Type::FLOAT4 => DataType::Float32,
-        Type::FLOAT8 => DataType::Float64,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
-        Type::BYTEA => DataType::Binary,
-        Type::DATE => DataType::Date32,
-        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
-        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-        Type::INTERVAL => DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
-        _ => return None,
-    })
-}
-
-/// Decodes parameter `i` of `portal` (text or binary) as a value of `target`.
-fn parameter_value(
-    portal: &Portal<Prepared>,
-    i: usize,
-    target: Option<&DataType>,
-) -> PgWireResult<ScalarValue> {
-    let given = portal
-        .statement
-        .parameter_types
-        .get(i)
-        .cloned()
-        .flatten()
-        .filter(|t| *t != Type::UNKNOWN);
-    let target = target
-        .cloned()
-        .or_else(|| given.as_ref().and_then(arrow_type_of))
-        .unwrap_or(DataType::Utf8);
-    let bad = |what: String| {
-        PgWireError::UserError(Box::new(user_error(
-            "22P02",
-            format!("parameter ${}: {what}", i + 1),
-        )))
-    };
-    let Some(bytes) = portal.parameters.get(i).cloned().flatten() else {
-        return ScalarValue::try_from(&target).map_err(|e| bad(e.to_string()));
-    };
-    let value = match portal.parameter_format.format_for(i) {
-        FieldFormat::Text => ScalarValue::Utf8(Some(
-            String::from_utf8(bytes.to_vec()).map_err(|_| bad("not UTF-8 text".into()))?,
-        )),
-        FieldFormat::Binary => {
-            let pg = given.clone().unwrap_or_else(|| {
-                arrow_pg::datatypes::into_pg_type(&target).unwrap_or(Type::TEXT)
-            });
-            match pg {
-                Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, &pg)?),
-                Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &pg)?),
-                Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, &pg)?),
-                Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, &pg)?),
-                Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &pg)?),
-                Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &pg)?),
-                Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
-                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                    ScalarValue::Utf8(Some(
-                        String::from_utf8(bytes.to_vec())
-                            .map_err(|_| bad("not UTF-8 text".into()))?,
-                    ))
-                }
-                Type::DATE | Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::NUMERIC | Type::INTERVAL => {
-                    binary_temporal_or_numeric(&pg, &bytes).ok_or_else(|| {
-                        bad(format!("malformed binary {} value", pg.name()))
-                    })?
-                }
-                other => {
-                    return Err(bad(format!(
-                        "binary parameters of type {} are not supported; send it as text",
-                        other.name()
-                    )));
-                }
-            }
-        }
-    };
-    if value.data_type() == target {
-        return Ok(value);
-    }
-    match (&value, &target) {
-        (ScalarValue::Utf8(Some(text)), _) => ScalarValue::try_from_string(text.clone(), &target)
-            .map_err(|_| bad(format!("\"{text}\" is not a valid {target}"))),
-        _ => value
-            .cast_to(&target)
-            .map_err(|e| bad(format!("cannot be read as {target}: {e}"))),
-    }
-}
-
-/// Microseconds from the Unix epoch to Postgres's epoch (2000-01-01).
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-/// Decodes a binary DATE, TIMESTAMP[TZ], NUMERIC or INTERVAL parameter.
-fn binary_temporal_or_numeric(pg: &Type, bytes: &[u8]) -> Option<ScalarValue> {
-    let i16_at = |at: usize| Some(i16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
-    let i32_at = |at: usize| Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-    let i64_at = |at: usize| Some(i64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-    Some(match *pg {
-        Type::DATE => ScalarValue::Date32(Some(i32_at(0)? + 10_957)),
-        Type::TIMESTAMP => {
-            ScalarValue::TimestampMicrosecond(Some(i64_at(0)? + PG_EPOCH_MICROS), None)
-        }
-        Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-            Some(i64_at(0)? + PG_EPOCH_MICROS),
-            Some("+00:00".into()),
-        ),
-        Type::INTERVAL => ScalarValue::new_interval_mdn(i32_at(12)?, i32_at(8)?, i64_at(0)? * 1000),
-        Type::NUMERIC => {
-            // ndigits, weight, sign, dscale, then base-10000 digits.
-            let (ndigits, weight, sign, dscale) = (i16_at(0)?, i16_at(2)?, i16_at(4)? as u16, i16_at(6)?);
-            if sign == 0xC000 {
-                return Some(ScalarValue::Utf8(Some("NaN".into())));
-            }
-            let mut integer = String::new();
-            let mut fraction = String::new();
-            for i in 0..ndigits as i32 {
-                let digit = i16_at(8 + 2 * i as usize)?;
-                let power = weight as i32 - i;
-                if power >= 0 {
-                    if integer.is_empty() {
-                        integer = digit.to_string();
-                    } else {
-                        integer.push_str(&format!("{digit:04}"));
-                    }
-                } else {
-                    while (fraction.len() as i32) < (-power - 1) * 4 {
-                        fraction.push_str("0000");
-                    }
-                    fraction.push_str(&format!("{digit:04}"));
-                }
-            }
-            if integer.is_empty() {
-                integer.push('0');
-            }
-            // Trailing whole groups of zeros (weight beyond the digits).
-            let missing = weight as i32 + 1 - ndigits as i32;
-            if missing > 0 && ndigits > 0 {
-                integer.push_str(&"0000".repeat(missing as usize));
-            }
-            fraction.truncate(dscale.max(0) as usize);
-            while (fraction.len() as i16) < dscale {
-                fraction.push('0');
-            }
-            let sign = if sign == 0x4000 { "-" } else { "" };
-            let text = match fraction.is_empty() {
-                true => format!("{sign}{integer}"),
-                false => format!("{sign}{integer}.{fraction}"),
-            };
-            ScalarValue::Utf8(Some(text))
-        }
-        _ => return None,
-    })
-}
-
 #[async_trait]
 impl ExtendedQueryHandler for PgService {
     type Statement = Prepared;
@@ -899,7 +522,9 @@ impl ExtendedQueryHandler for PgService {
             .engine
             .execute_with_params(&statement.sql, params)
             .await
-            .map_err(|e| PgWireError::UserError(Box::new(statement_error(&e, &statement.sql, 0))))?;
+            .map_err(|e| {
+                PgWireError::UserError(Box::new(statement_error(&e, &statement.sql, 0)))
+            })?;
         match results.into_iter().last() {
             Some(result) => result_response(&statement.sql, result, &portal.result_column_format),
             None => Ok(Response::EmptyQuery),

@@ -20,16 +20,19 @@
 //! queries and INSERTs, with types inferred by DataFusion or given by the client, and
 //! results in text or binary per column.
 
+mod encode;
 mod errors;
 mod handler;
+mod params;
+mod session;
 mod split;
 
 use std::sync::Arc;
 
 use pgwire::api::PgWireServerHandlers;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
-use pgwire::api::{ConnectionManager, auth::StartupHandler};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{ConnectionManager, auth::StartupHandler};
 
 use crate::engine::Engine;
 pub use handler::PgService;

@@ -59,15 +59,12 @@ pub fn split_statements<'a>(sql: &'a str) -> Vec<Piece<'a>> {
             }
             b'$' => {
                 // $tag$ ... $tag$ (but not a $1 parameter).
-                let tag_end = sql[i + 1..]
-                    .find('$')
-                    .map(|e| i + 1 + e)
-                    .filter(|&e| {
-                        sql[i + 1..e]
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                            && !sql[i + 1..e].starts_with(|c: char| c.is_ascii_digit())
-                    });
+                let tag_end = sql[i + 1..].find('$').map(|e| i + 1 + e).filter(|&e| {
+                    sql[i + 1..e]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !sql[i + 1..e].starts_with(|c: char| c.is_ascii_digit())
+                });
                 match tag_end {
                     Some(e) => {
                         let tag = &sql[i..=e];
@@ -182,7 +179,11 @@ mod tests {
         let pieces: Vec<_> = split_statements(sql).into_iter().map(|p| p.text).collect();
         assert_eq!(
             pieces,
-            vec!["SELECT 'a;b'", "-- c;\nSELECT \"x;\" FROM t", "SELECT $$;$$"]
+            vec![
+                "SELECT 'a;b'",
+                "-- c;\nSELECT \"x;\" FROM t",
+                "SELECT $$;$$"
+            ]
         );
         assert_eq!(split_statements("SELECT 1; SELECT 2")[1].offset_chars, 10);
         assert!(split_statements(" ; -- nothing\n").is_empty());
@@ -196,7 +197,9 @@ mod tests {
             Some("SELECT a FROM (t) WHERE b = ')' EMIT CHANGES")
         );
         assert_eq!(copy_to_stdout("COPY t TO STDOUT"), None);
-        assert!(is_catalog_query("SELECT c.relname FROM pg_catalog.pg_class c"));
+        assert!(is_catalog_query(
+            "SELECT c.relname FROM pg_catalog.pg_class c"
+        ));
         assert!(is_catalog_query("select * from pg_type"));
         assert!(!is_catalog_query("SELECT page_count FROM pages"));
         assert!(!is_catalog_query("CREATE STREAM pg_x (a INT)"));

@@ -38,10 +38,7 @@ pub const WINDOW_SIZE_METADATA: &str = "weir.window_size_ns";
 /// `start AS window_start`, tagged with the window's size (see [`WINDOW_SIZE_METADATA`]).
 pub(super) fn window_start_alias(start: Expr, size_ns: i64) -> Expr {
     let metadata = datafusion::common::metadata::FieldMetadata::from(
-        std::collections::BTreeMap::from([(
-            WINDOW_SIZE_METADATA.to_string(),
-            size_ns.to_string(),
-        )]),
+        std::collections::BTreeMap::from([(WINDOW_SIZE_METADATA.to_string(), size_ns.to_string())]),
     );
     start.alias_with_metadata("window_start", Some(metadata))
 }

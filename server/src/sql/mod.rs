@@ -8,7 +8,7 @@ mod parser;
 mod rewrite;
 
 pub use options::{StreamOptions, parse_duration_ms};
-pub use parser::{ParsedStatement, parse_sql};
+pub use parser::{ParseError, ParsedStatement, parse_sql};
 pub use rewrite::{
     Emit, hide_metadata_columns, name_insert_columns, rewrite_group_windows,
     rewrite_window_functions, session_keys, strip_emit,

@@ -582,7 +582,12 @@ fn push_query_streams_rows_and_windows_as_they_close() {
     );
     // [23:59:55, 00:00:05) and [00:00:00, 00:00:10) have closed at 00:00:11.
     let got = read_events(&mut hop_by_end, |e, d| {
-        e == "rows" && d["rows"].as_array().unwrap().iter().any(|r| r[0] == "2024-01-01T00:00:10")
+        e == "rows"
+            && d["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r[0] == "2024-01-01T00:00:10")
     });
     let closed: Vec<Value> = got
         .iter()
@@ -591,7 +596,10 @@ fn push_query_streams_rows_and_windows_as_they_close() {
         .collect();
     assert_eq!(
         closed,
-        vec![json!(["2024-01-01T00:00:05", 2]), json!(["2024-01-01T00:00:10", 2])]
+        vec![
+            json!(["2024-01-01T00:00:05", 2]),
+            json!(["2024-01-01T00:00:10", 2])
+        ]
     );
 
     // An unwindowed aggregate streams its changes: retract the old row, add the new.

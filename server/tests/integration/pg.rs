@@ -26,14 +26,26 @@ fn has_psql() -> bool {
 fn started() -> (tempfile::TempDir, Weir, u16) {
     let dir = tempfile::tempdir().unwrap();
     let weir = Weir::start(dir.path(), &["--pg-listen", "127.0.0.1:0"]);
-    let port = weir.pg_port.expect("the Postgres listener's port in the log");
+    let port = weir
+        .pg_port
+        .expect("the Postgres listener's port in the log");
     (dir, weir, port)
 }
 
 /// Runs a psql script (stdin); returns (success, stdout, stderr).
 fn psql(port: u16, script: &str) -> (bool, String, String) {
     let mut child = Command::new("psql")
-        .args(["-X", "-h", "127.0.0.1", "-p", &port.to_string(), "-d", "weir", "-U", "tester"])
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-d",
+            "weir",
+            "-U",
+            "tester",
+        ])
         .args(["-v", "VERBOSITY=verbose", "-P", "pager=off"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -96,13 +108,22 @@ SELECT page FROM clicks WHERE;
         "page",
         "timestamp",
     ] {
-        assert!(out.contains(expected), "psql output lacks {expected:?}:\n{out}\n{err}");
+        assert!(
+            out.contains(expected),
+            "psql output lacks {expected:?}:\n{out}\n{err}"
+        );
     }
     // Errors carry their SQLSTATE and the message Weir gives over HTTP.
-    assert!(err.contains("ERROR:  42P01: unknown stream \"nope\""), "{err}");
+    assert!(
+        err.contains("ERROR:  42P01: unknown stream \"nope\""),
+        "{err}"
+    );
     assert!(err.contains("ERROR:  42601"), "{err}");
     // A parse error points at its token: psql underlines it.
-    assert!(err.contains("LINE 1: SELECT page FROM clicks WHERE"), "{err}");
+    assert!(
+        err.contains("LINE 1: SELECT page FROM clicks WHERE"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -114,7 +135,17 @@ fn psql_copy_streams_a_push_query_until_cancelled() {
     weir.sql_ok("CREATE STREAM taps (usr TEXT, ts TIMESTAMP, WATERMARK FOR ts AS ts)");
     // psql buffers what it writes to a pipe: stdbuf makes it write each row at once.
     let mut child = Command::new("stdbuf")
-        .args(["-o0", "psql", "-X", "-h", "127.0.0.1", "-p", &port.to_string(), "-d", "weir"])
+        .args([
+            "-o0",
+            "psql",
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-d",
+            "weir",
+        ])
         .args([
             "-c",
             "COPY (SELECT usr, count(*) AS n FROM taps GROUP BY usr EMIT CHANGES) TO STDOUT",
@@ -157,7 +188,10 @@ fn psql_copy_streams_a_push_query_until_cancelled() {
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("canceling statement due to user request"), "{err}");
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
     // The server keeps serving.
     let (ok, out, err) = psql(port, "SELECT count(*) AS taps FROM taps;\n");
     assert!(ok && out.contains("taps"), "{out}\n{err}");
@@ -300,7 +334,10 @@ fn pgjdbc_jar() -> Option<std::path::PathBuf> {
 fn pgjdbc_reads_metadata_and_runs_prepared_statements() {
     let jar = pgjdbc_jar();
     let has_java = Command::new("javac").arg("-version").output().is_ok();
-    if !require("pgjdbc (~/.cache/weir-jars/postgresql-*.jar) and a JDK", jar.is_some() && has_java) {
+    if !require(
+        "pgjdbc (~/.cache/weir-jars/postgresql-*.jar) and a JDK",
+        jar.is_some() && has_java,
+    ) {
         return;
     }
     let classes = tempfile::tempdir().unwrap();
