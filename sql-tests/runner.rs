@@ -323,8 +323,16 @@ fn column_type(data_type: &DataType) -> DefaultColumnType {
 
 /// Values as DataFusion's own sqllogictests spell them: `NULL`, `(empty)` for an empty
 /// string, Arrow's display text for everything else.
+/// Values as text the way sqllogictest's Postgres engines print them (booleans `t`/`f`,
+/// timestamps `2024-01-01 00:00:01`, floats as Rust prints them), so the same files pass
+/// in-process, over HTTP and through `sqllogictest --engine postgres-extended` against
+/// Weir's Postgres listener.
 fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DbError> {
-    let options = FormatOptions::default().with_null("NULL");
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Float32Type, Float64Type};
+    let options = FormatOptions::default()
+        .with_null("NULL")
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"));
     let mut rows = Vec::new();
     for batch in batches {
         let formatters: Vec<_> = batch
@@ -339,8 +347,23 @@ fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DbError> {
                     .iter()
                     .zip(batch.columns())
                     .map(|(f, column)| {
-                        let text = f.value(row).to_string();
-                        if text.is_empty() && !column.is_null(row) {
+                        if column.is_null(row) {
+                            return "NULL".to_string();
+                        }
+                        let text = match column.data_type() {
+                            DataType::Boolean => match column.as_boolean().value(row) {
+                                true => "t".to_string(),
+                                false => "f".to_string(),
+                            },
+                            DataType::Float64 => {
+                                column.as_primitive::<Float64Type>().value(row).to_string()
+                            }
+                            DataType::Float32 => {
+                                column.as_primitive::<Float32Type>().value(row).to_string()
+                            }
+                            _ => f.value(row).to_string(),
+                        };
+                        if text.is_empty() {
                             "(empty)".to_string()
                         } else {
                             text

@@ -370,3 +370,66 @@ fn pgjdbc_reads_metadata_and_runs_prepared_statements() {
         assert!(stdout.contains(expected), "lacks {expected:?}:\n{stdout}");
     }
 }
+
+/// The sqllogictest CLI (`cargo install sqllogictest-bin`), on PATH or in ~/.cargo/bin.
+fn sqllogictest_cli() -> Option<std::path::PathBuf> {
+    let on_path = Command::new("sqllogictest")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if on_path {
+        return Some("sqllogictest".into());
+    }
+    let home = std::path::PathBuf::from(std::env::var_os("HOME")?);
+    Some(home.join(".cargo/bin/sqllogictest")).filter(|p| p.exists())
+}
+
+#[test]
+fn the_sqllogictest_cli_passes_the_suites_over_the_postgres_protocol() {
+    let Some(cli) = sqllogictest_cli() else {
+        require(
+            "the sqllogictest CLI (cargo install sqllogictest-bin)",
+            false,
+        );
+        return;
+    };
+    // Every file that needs no in-process hook (RESTART, ADVANCE CLOCK), each against a
+    // fresh server, as the files create their own streams.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql-tests/slt");
+    let mut files: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .flat_map(|dir| std::fs::read_dir(dir.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            !text.contains("RESTART") && !text.contains("ADVANCE CLOCK")
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    for file in &files {
+        let (_dir, _weir, port) = started();
+        let out = Command::new(&cli)
+            .args(["--engine", "postgres-extended", "--host", "127.0.0.1"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--db",
+                "weir",
+                "--user",
+                "weir",
+            ])
+            .arg(file)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}:\n{}\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
