@@ -196,19 +196,29 @@ impl PgService {
                 _ => Err(user_error("42601", "COPY (...) TO STDOUT needs a query")),
             };
         }
+        // A catalog query runs rewritten; should that fail (a stream whose name merely
+        // starts with pg_, say), it runs as written, and that answer stands.
+        let mut rewritten_failed = false;
         if let Some(statements) = self.rewrite_catalog(text) {
             let mut responses = Vec::new();
             for statement in statements {
-                let result = self
-                    .engine
-                    .execute_catalog_query(statement)
-                    .await
-                    .map_err(|e| error_info(&e))?;
-                responses.push(
-                    result_response(text, result, &Format::UnifiedText).map_err(pg_error_info)?,
-                );
+                match self.engine.execute_catalog_query(statement).await {
+                    Ok(result) => responses.push(
+                        result_response(text, result, &Format::UnifiedText)
+                            .map_err(pg_error_info)?,
+                    ),
+                    Err(e) => {
+                        tracing::debug!(
+                            "catalog query failed rewritten ({e}); running it as written"
+                        );
+                        rewritten_failed = true;
+                        break;
+                    }
+                }
             }
-            return Ok(responses);
+            if !rewritten_failed {
+                return Ok(responses);
+            }
         }
         match self.engine.execute_sql(text).await {
             Ok(results) => results

@@ -85,6 +85,9 @@ SHOW application_name;
 SHOW server_version;
 COMMIT;
 SELECT count(*) AS c, sum(CASE WHEN page = '/a' THEN 1 ELSE 0 END) AS a FROM clicks; SELECT 'two' AS second;
+CREATE STREAM pg_events (v BIGINT);
+INSERT INTO pg_events VALUES (41);
+SELECT v + 1 AS answer FROM pg_events;
 \\d
 \\d clicks
 SELECT * FROM nope;
@@ -102,6 +105,8 @@ SELECT page FROM clicks WHERE;
         "16.6",
         " 3 | 2",
         "two",
+        // A stream whose name starts like a catalog table's is still a stream.
+        " 42",
         // \d lists streams and views as tables, \d clicks their columns.
         "clicks",
         "per_window",
