@@ -32,20 +32,26 @@ fn started() -> (tempfile::TempDir, Weir, u16) {
     (dir, weir, port)
 }
 
+/// psql's arguments for Weir's listener on `port` (no ~/.psqlrc).
+fn psql_connection(port: u16) -> Vec<String> {
+    [
+        "-X",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-d",
+        "weir",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Runs a psql script (stdin); returns (success, stdout, stderr).
 fn psql(port: u16, script: &str) -> (bool, String, String) {
     let mut child = Command::new("psql")
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-d",
-            "weir",
-            "-U",
-            "tester",
-        ])
+        .args(psql_connection(port))
+        .args(["-U", "tester"])
         .args(["-v", "VERBOSITY=verbose", "-P", "pager=off"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -140,17 +146,8 @@ fn psql_copy_streams_a_push_query_until_cancelled() {
     weir.sql_ok("CREATE STREAM taps (usr TEXT, ts TIMESTAMP, WATERMARK FOR ts AS ts)");
     // psql buffers what it writes to a pipe: stdbuf makes it write each row at once.
     let mut child = Command::new("stdbuf")
-        .args([
-            "-o0",
-            "psql",
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-d",
-            "weir",
-        ])
+        .args(["-o0", "psql"])
+        .args(psql_connection(port))
         .args([
             "-c",
             "COPY (SELECT usr, count(*) AS n FROM taps GROUP BY usr EMIT CHANGES) TO STDOUT",
