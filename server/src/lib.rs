@@ -1,13 +1,14 @@
-//! Weir: a streaming SQL database. Modules in data-flow order: configuration and time,
-//! then rows coming in (ingest decoding), where they are kept (log, streams, catalog),
-//! how SQL reaches them (sql, table), the engine that ties these together, and the HTTP
-//! API in front.
+//! Weir: a streaming SQL database. Modules in data-flow order: configuration and time;
+//! rows coming in (ingest decoding, generator connectors); where they are kept (log,
+//! streams, catalog); how SQL reaches them (sql, table); continuous queries (planner,
+//! operators, runtime); the engine that ties these together; and the listeners in front
+//! (the HTTP API, the Postgres protocol), with the benchmark last.
 
 /// The HTTP API.
 pub mod api;
 /// `weir bench`: throughput against the batch ceiling, state per group, RSS.
 pub mod bench;
-/// Persisted definitions of streams.
+/// Persisted definitions of streams, views and continuous queries.
 pub mod catalog;
 /// Injectable wall clock (tests use a manual one).
 pub mod clock;
@@ -21,11 +22,13 @@ pub mod engine;
 pub mod ingest;
 /// Append-only partition logs of Arrow batches on disk.
 pub mod log;
+/// The stateful operators of continuous queries, one per file, and the stateless steps.
+pub mod operators;
 /// The PostgreSQL wire protocol listener (psql, drivers, BI tools).
 pub mod pg;
-/// LogicalPlan -> streaming plan for continuous queries.
+/// LogicalPlan -> the graph of nodes a continuous query runs as.
 pub mod planner;
-/// Runs continuous queries: sources, steps, sinks, progress.
+/// Runs continuous query graphs: readers, operator instances, checkpoints, sinks.
 pub mod runtime;
 /// The Weir SQL dialect: wrapper parser and rewrites.
 pub mod sql;

@@ -16,7 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -251,7 +250,7 @@ pub async fn stream(
                         let event = c.session.event("error", json!({"message": message}).to_string());
                         return Some((Ok(event), c));
                     }
-                    let w = c.session.query.watermark_ns.load(Ordering::Relaxed);
+                    let w = c.session.query.watermark().unwrap_or(i64::MIN);
                     let moved = {
                         let mut state = c.session.state.lock();
                         let moved = w != state.watermark && w != i64::MIN;

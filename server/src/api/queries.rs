@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState, values};
 use crate::catalog::QueryKind;
 use crate::engine::Error;
-use crate::runtime::{OperatorReport, RunningQuery};
+use crate::operators::Figures;
+use crate::planner::NodeKind;
+use crate::runtime::RunningQuery;
 use crate::types::sql_type_name;
 
 fn kind(kind: QueryKind) -> &'static str {
@@ -27,80 +29,98 @@ fn timestamp_text(ns: i64) -> String {
         .to_string()
 }
 
-/// The plan as a graph, source first: one node per operator with its live figures,
-/// edges between neighbours.
-fn plan_graph(query: &RunningQuery, reports: &[OperatorReport], rate: f64) -> Value {
-    let mut labels: Vec<String> = query.plan.operators.iter().rev().cloned().collect();
-    labels.push(match query.def.kind {
-        QueryKind::Stream => format!("Sink: stream {}", query.def.name),
-        QueryKind::MaterializedView => format!("Sink: materialized view {}", query.def.name),
-    });
+/// The plan as a graph, inputs first: one node per plan node with its live figures
+/// (stateful nodes summed over their instances), an edge from each input.
+fn plan_graph(query: &RunningQuery, rate: f64) -> Value {
     let m = &query.metrics;
-    let rows_in = m.rows_in.load(Ordering::Relaxed);
-    let rows_out = m.rows_out.load(Ordering::Relaxed);
-    let nodes: Vec<Value> = labels
+    let figures: std::collections::HashMap<usize, Vec<Figures>> =
+        query.node_figures().into_iter().collect();
+    let reader_rows = query.reader_rows();
+    let nodes: Vec<Value> = query
+        .plan
+        .nodes
         .iter()
-        .enumerate()
-        .map(|(i, label)| {
-            let kind = label.split(':').next().unwrap_or("").to_lowercase();
-            let mut node = json!({"id": i, "kind": kind, "label": label});
-            match kind.as_str() {
-                "source" => {
-                    node["rows_out"] = json!(rows_in);
-                    node["rows_per_second"] = json!(rate);
+        .map(|n| {
+            let label = match n.kind {
+                NodeKind::Sink => match query.def.kind {
+                    QueryKind::Stream => format!("Sink: stream {}", query.def.name),
+                    QueryKind::MaterializedView => {
+                        format!("Sink: materialized view {}", query.def.name)
+                    }
+                },
+                _ => n.label.clone(),
+            };
+            let mut node =
+                json!({"id": n.id, "kind": n.kind_name(), "label": label, "inputs": n.inputs});
+            match &n.kind {
+                NodeKind::Source { stream, .. } => {
+                    let rows: u64 = query
+                        .sources()
+                        .iter()
+                        .zip(&reader_rows)
+                        .filter(|(s, _)| s.stream.name() == stream.name())
+                        .map(|(_, rows)| *rows)
+                        .sum();
+                    node["rows_out"] = json!(rows);
+                    node["rows_per_second"] = json!(match query.sources().len() {
+                        1 => rate,
+                        _ => rate * rows as f64 / m.rows_in.load(Ordering::Relaxed).max(1) as f64,
+                    });
                 }
-                "aggregate" => {
-                    node["rows_in"] = json!(m.aggregate_rows_in.load(Ordering::Relaxed));
-                    node["state_rows"] = json!(reports.iter().map(|r| r.state_rows).sum::<u64>());
-                    node["state_bytes"] = json!(reports.iter().map(|r| r.state_bytes).sum::<u64>());
-                    node["late_rows"] = json!(m.late_rows.load(Ordering::Relaxed));
-                    node["parallelism"] = json!(reports.len());
+                NodeKind::Stateful(_) => {
+                    let f = figures.get(&n.id).map(Vec::as_slice).unwrap_or_default();
+                    node["rows_in"] = json!(f.iter().map(|f| f.rows_in).sum::<u64>());
+                    node["rows_out"] = json!(f.iter().map(|f| f.rows_out).sum::<u64>());
+                    node["state_rows"] = json!(f.iter().map(|f| f.state_rows).sum::<u64>());
+                    node["state_bytes"] = json!(f.iter().map(|f| f.state_bytes).sum::<u64>());
+                    node["late_rows"] = json!(f.iter().map(|f| f.late_rows).sum::<u64>());
+                    node["parallelism"] = json!(f.len());
+                    let watermark = f.iter().map(|f| f.watermark).collect::<Option<Vec<_>>>();
+                    node["watermark"] = json!(
+                        watermark
+                            .and_then(|w| w.into_iter().min())
+                            .map(timestamp_text)
+                    );
                 }
-                "sink" => node["rows_in"] = json!(rows_out),
+                NodeKind::Sink => node["rows_in"] = json!(m.rows_out.load(Ordering::Relaxed)),
                 _ => {}
             }
             node
         })
         .collect();
-    let edges: Vec<Value> = (1..labels.len())
-        .map(|i| json!({"from": i - 1, "to": i}))
+    let edges: Vec<Value> = query
+        .plan
+        .nodes
+        .iter()
+        .flat_map(|n| n.inputs.iter().map(|&i| json!({"from": i, "to": n.id})))
         .collect();
     json!({"nodes": nodes, "edges": edges})
 }
 
 fn query_json(query: &RunningQuery, detail: bool) -> Value {
-    let watermark = query.watermark_ns.load(Ordering::Relaxed);
-    let watermark = (watermark != i64::MIN).then(|| timestamp_text(watermark));
-    let reports = query.reports();
+    let watermark = query.watermark().map(timestamp_text);
     let rate = query.metrics.rows_per_second(query.started);
-    let source = &query.plan.source;
-    let progress: Vec<Value> = query
-        .progress()
-        .iter()
-        .zip(source.partitions())
-        .enumerate()
-        .map(|(p, (done, log))| {
-            // Every operator follows every partition's event time; take the furthest.
-            let watermark = reports
-                .iter()
-                .filter_map(|r| r.partitions.get(p).and_then(|(w, _)| *w))
-                .max()
-                .map(timestamp_text);
-            let idle = reports
-                .first()
-                .and_then(|r| r.partitions.get(p))
-                .is_some_and(|(_, idle)| *idle);
-            json!({"partition": p, "processed_offset": done, "committed_offset": log.committed_offset(),
-                   "lag": log.committed_offset().saturating_sub(*done),
-                   "watermark": watermark, "idle": idle})
-        })
-        .collect();
+    let readers = query.reader_reports();
+    let done = query.progress();
+    let mut progress: Vec<Value> = Vec::new();
+    for source in query.sources() {
+        for (p, log) in source.stream.partitions().iter().enumerate() {
+            let slot = source.first + p;
+            let (watermark, idle) = readers[slot];
+            let done = done[slot];
+            progress.push(json!({"stream": source.stream.name(), "partition": p,
+                "processed_offset": done, "committed_offset": log.committed_offset(),
+                "lag": log.committed_offset().saturating_sub(done),
+                "watermark": watermark.map(timestamp_text), "idle": idle}));
+        }
+    }
     let mut v = json!({
         "id": query.def.name,
         "name": query.def.name,
         "kind": kind(query.def.kind),
         "sql": query.def.select,
         "source": query.def.source,
+        "inputs": query.def.inputs(),
         "status": query.status(),
         "parallelism": query.parallelism(),
         "emit": if query.def.emit_changes { "changes" } else { "final" },
@@ -110,7 +130,7 @@ fn query_json(query: &RunningQuery, detail: bool) -> Value {
         "rows_per_second": rate,
         "late_rows": query.metrics.late_rows.load(Ordering::Relaxed),
         "state_rows": query.state_rows(),
-        "state_bytes": reports.iter().map(|r| r.state_bytes).sum::<u64>(),
+        "state_bytes": query.state_bytes(),
         "lag": progress.iter().map(|p| p["lag"].as_u64().unwrap_or(0)).sum::<u64>(),
         "created_at_ms": query.def.created_at_ms,
         "input_lost_rows": query.metrics.input_lost_rows.load(Ordering::Relaxed),
@@ -119,18 +139,12 @@ fn query_json(query: &RunningQuery, detail: bool) -> Value {
         }),
     });
     if detail {
-        let mut open = std::collections::BTreeMap::<i64, u64>::new();
-        for report in &reports {
-            for (end, groups) in &report.open_windows {
-                *open.entry(*end).or_default() += groups;
-            }
-        }
-        let open_windows: Vec<Value> = open
+        let open_windows: Vec<Value> = query
+            .open_windows()
             .into_iter()
-            .take(20)
             .map(|(end, groups)| json!({"window_end": timestamp_text(end), "groups": groups}))
             .collect();
-        v["plan"] = plan_graph(query, &reports, rate);
+        v["plan"] = plan_graph(query, rate);
         v["progress"] = json!(progress);
         v["open_windows"] = json!(open_windows);
     }

@@ -412,9 +412,7 @@ async fn state_per_group(engine: &Engine, groups: u64) -> Result<Value, String> 
         .into_iter()
         .find(|q| q.def.name == "per_key")
         .ok_or("the per_key view is not running")?;
-    let reports = query.reports();
-    let state_rows: u64 = reports.iter().map(|r| r.state_rows).sum();
-    let state_bytes: u64 = reports.iter().map(|r| r.state_bytes).sum();
+    let (state_rows, state_bytes) = (query.state_rows(), query.state_bytes());
     let per_group = state_bytes as f64 / state_rows.max(1) as f64;
     let rss_growth = current_rss().saturating_sub(rss0);
     println!(

@@ -1,4 +1,5 @@
-//! The catalog: definitions of streams (and later views, queries and dashboards),
+//! The catalog: definitions of streams, continuous queries (derived streams and
+//! materialized views) and dashboards,
 //! persisted as one JSON document in the data dir and recovered at start.
 //! Knows nothing about execution or storage of rows.
 //!
@@ -91,13 +92,21 @@ pub struct QueryDef {
     pub kind: QueryKind,
     /// The SELECT, as the user wrote it.
     pub select: String,
-    /// The stream it reads.
+    /// The first stream it reads (see `inputs`).
     pub source: String,
+    /// Every stream it reads, in the order of their first scan (a `UNION ALL` of
+    /// streams reads several). Empty in catalogs written before: then `source` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     pub created_at_ms: i64,
     /// With `start = 'latest'`: the source offsets it starts from (new rows only).
     /// `None` is the default, the earliest retained offsets (backfill).
     #[serde(default)]
     pub start_offsets: Option<Vec<u64>>,
+    /// With `start = 'latest'`, for the inputs after the first (push queries: all of
+    /// them): their start offsets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input_start_offsets: BTreeMap<String, Vec<u64>>,
     /// Operator tasks of a stateful query (`WITH (parallelism = N)`, default 1).
     #[serde(default = "one")]
     pub parallelism: usize,
@@ -116,6 +125,30 @@ pub struct QueryDef {
 
 fn one() -> usize {
     1
+}
+
+impl QueryDef {
+    /// The streams it reads.
+    pub fn inputs(&self) -> Vec<String> {
+        match self.inputs.is_empty() {
+            true => vec![self.source.clone()],
+            false => self.inputs.clone(),
+        }
+    }
+
+    /// Whether it reads `stream` (as an input or as its late-data stream).
+    pub fn reads(&self, stream: &str) -> bool {
+        self.inputs().iter().any(|s| s == stream) || self.late_data.as_deref() == Some(stream)
+    }
+
+    /// With `start = 'latest'`: the offsets it starts `stream` from.
+    pub fn start_offsets_of(&self, stream: &str) -> Option<Vec<u64>> {
+        match self.input_start_offsets.get(stream) {
+            Some(offsets) => Some(offsets.clone()),
+            None if stream == self.source => self.start_offsets.clone(),
+            None => None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -97,14 +97,28 @@ impl Engine {
                     .into(),
             ));
         }
+        let starts = start_offsets(&plan, &options)?.unwrap_or_default();
         let def = QueryDef {
             id: catalog.allocate_id(),
             name: name.clone(),
             kind,
             select: query.to_string(),
-            source: plan.source.name().to_string(),
+            source: plan.sources()[0].name().to_string(),
+            inputs: match plan.sources().len() {
+                1 => Vec::new(),
+                _ => plan
+                    .sources()
+                    .iter()
+                    .map(|s| s.name().to_string())
+                    .collect(),
+            },
             created_at_ms: self.clock.now_ms(),
-            start_offsets: start_offsets(&plan, &options)?,
+            start_offsets: starts.first().and_then(|(_, o)| o.clone()),
+            input_start_offsets: starts
+                .iter()
+                .skip(1)
+                .filter_map(|(s, o)| Some((s.clone(), o.clone()?)))
+                .collect(),
             parallelism: parallelism(&options)?,
             retention_ms: match kind {
                 QueryKind::MaterializedView => options.retention_ms,
@@ -118,6 +132,12 @@ impl Engine {
             emit_changes,
         };
         if let Some(late) = &def.late_data {
+            if plan.sources().len() > 1 {
+                return Err(Error::Invalid(
+                    "late_data routes late events as their source rows, so it takes a query over                      one stream; this one reads several (count late rows with SHOW QUERIES instead)"
+                        .into(),
+                ));
+            }
             self.ensure_late_stream(&mut catalog, late, &plan).await?;
         }
         let output = match kind {
@@ -167,7 +187,7 @@ impl Engine {
             interval: self.config.checkpoint_interval,
         };
         if let Some(c) = &restored {
-            tracing::info!(query = %name, epoch = c.epoch, offsets = ?c.source_offsets, watermarks = ?c.operators.iter().map(|o| (o.partition_watermarks.clone(), o.watermark)).collect::<Vec<_>>(), "restoring from checkpoint");
+            tracing::info!(query = %name, epoch = c.epoch, sources = ?c.sources, "restoring from checkpoint");
         }
         let query = match output {
             Some(stream_def) => {
@@ -231,7 +251,7 @@ impl Engine {
         self.queries
             .lock()
             .values()
-            .filter(|q| q.def.source == stream || q.def.late_data.as_deref() == Some(stream))
+            .filter(|q| q.def.reads(stream))
             .map(|q| q.def.name.clone())
             .collect()
     }
@@ -305,13 +325,7 @@ impl Engine {
         let mut queries: Vec<Arc<RunningQuery>> = self.queries.lock().values().cloned().collect();
         queries.sort_by_key(|q| q.def.id);
         for query in queries {
-            let targets: Vec<u64> = query
-                .plan
-                .source
-                .partitions()
-                .iter()
-                .map(|p| p.committed_offset())
-                .collect();
+            let targets = query.committed_offsets();
             tokio::time::timeout(FLUSH_TIMEOUT, query.wait_for(&targets))
                 .await
                 .map_err(|_| {
@@ -320,7 +334,7 @@ impl Engine {
                         query.def.name
                     ))
                 })?
-                .map_err(Error::Invalid)?;
+                .map_err(|e| Error::Invalid(e.to_string()))?;
             // Idleness depends on the clock alone: re-check it now.
             query.tick().await;
             // Results become visible at commits: take one now.
@@ -350,7 +364,7 @@ impl Engine {
         let columns = vec![
             text(&|q| q.def.name.clone()),
             text(&|q| kind_name(q.def.kind).into()),
-            text(&|q| q.def.source.clone()),
+            text(&|q| q.def.inputs().join(", ")),
             text(&|q| q.status()),
             count(&|q| q.metrics.rows_in.load(std::sync::atomic::Ordering::Relaxed)),
             count(&|q| {
@@ -430,28 +444,33 @@ impl Engine {
             ))))
             .await?;
         let options = StreamOptions::parse(options).map_err(Error::Invalid)?;
-        let parallelism = if plan.aggregate.is_some() {
-            parallelism(&options)?
-        } else {
-            1
-        };
+        let parallelism = parallelism(&options)?;
         let mut lines = vec![sink];
-        lines.extend(plan.operators.iter().map(|o| format!("  {o}")));
-        let watermark = match &plan.source.def.watermark {
-            Some(w) => format!(
-                "watermark: {} - {} ms, min over partitions",
-                w.column, w.delay_ms
-            ),
-            None => "watermark: none (no event time)".into(),
-        };
-        lines.push(format!("  {watermark}"));
+        lines.extend(plan.explain_lines().iter().map(|o| format!("  {o}")));
+        for source in plan.sources() {
+            lines.push(match &source.def.watermark {
+                Some(w) => format!(
+                    "  watermark: {} of {} - {} ms, min over partitions",
+                    w.column,
+                    source.name(),
+                    w.delay_ms
+                ),
+                None => format!("  watermark: none for {} (no event time)", source.name()),
+            });
+        }
+        if plan.sources().len() > 1 || plan.stateful().count() > 1 {
+            lines.push(
+                "  watermark of an operator: the minimum over its inputs (idle ones left out)"
+                    .into(),
+            );
+        }
         let kind = if is_view {
             QueryKind::MaterializedView
         } else {
             QueryKind::Stream
         };
         let changes = emit_changes(&options, kind)?;
-        let emit = match (&plan.aggregate, is_view, changes) {
+        let emit = match (plan.final_aggregate(), is_view, changes) {
             (None, _, _) => "emit: append-only, each input row processed once",
             (Some(_), false, true) => {
                 "emit: CHANGES (each update retracts the old row with _op '-' and adds the new with '+')"
@@ -468,15 +487,23 @@ impl Engine {
             (Some(_), _, _) => "emit: CHANGES into the view (rows update as data arrives)",
         };
         lines.push(format!("  {emit}"));
+        let readers: usize = plan.sources().iter().map(|s| s.partitions().len()).sum();
+        let operators: Vec<String> = plan
+            .stateful()
+            .map(|(id, node)| {
+                let instances = match (&node.kind, &node.keys) {
+                    (crate::planner::StatefulKind::Aggregate(_), Some(_)) => parallelism,
+                    _ => 1,
+                };
+                match instances {
+                    1 => format!("[{id}] 1 instance"),
+                    n => format!("[{id}] {n} instances behind a hash exchange on its keys"),
+                }
+            })
+            .collect();
         lines.push(format!(
-            "  parallelism: {} source reader(s) (stateless steps run there), {} operator(s){}",
-            plan.source.partitions().len(),
-            parallelism,
-            if parallelism > 1 {
-                ", hash exchange on the group keys"
-            } else {
-                ""
-            }
+            "  parallelism: {readers} source reader(s) (stateless steps run there), {}",
+            operators.join(", ")
         ));
         Ok(super::show::rows(
             vec![Field::new("plan", DataType::Utf8, false)],
@@ -516,27 +543,42 @@ fn parallelism(options: &StreamOptions) -> Result<usize> {
 }
 
 /// `start = 'earliest'` (the default: backfill what is retained) or `'latest'` (only
-/// rows committed after the query is created).
-fn start_offsets(plan: &ContinuousPlan, options: &StreamOptions) -> Result<Option<Vec<u64>>> {
-    match options
+/// rows committed after the query is created): per input stream, its start offsets
+/// (`None` for earliest).
+#[allow(clippy::type_complexity)]
+fn start_offsets(
+    plan: &ContinuousPlan,
+    options: &StreamOptions,
+) -> Result<Option<Vec<(String, Option<Vec<u64>>)>>> {
+    let latest = match options
         .other
         .iter()
         .find(|(k, _)| k == "start")
         .map(|(_, v)| v.to_ascii_lowercase())
     {
-        None => Ok(None),
-        Some(v) if v == "earliest" => Ok(None),
-        Some(v) if v == "latest" => Ok(Some(
-            plan.source
-                .partitions()
-                .iter()
-                .map(|p| p.committed_offset())
-                .collect(),
-        )),
-        Some(other) => Err(Error::Invalid(format!(
-            "start must be 'earliest' or 'latest', got '{other}'"
-        ))),
-    }
+        None => return Ok(None),
+        Some(v) if v == "earliest" => return Ok(None),
+        Some(v) if v == "latest" => true,
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "start must be 'earliest' or 'latest', got '{other}'"
+            )));
+        }
+    };
+    Ok(Some(
+        plan.sources()
+            .iter()
+            .map(|s| {
+                let offsets = latest.then(|| {
+                    s.partitions()
+                        .iter()
+                        .map(|p| p.committed_offset())
+                        .collect()
+                });
+                (s.name().to_string(), offsets)
+            })
+            .collect(),
+    ))
 }
 
 /// `EMIT CHANGES` / `EMIT FINAL` (after the query or as `WITH (emit = ...)`), defaulted
@@ -554,7 +596,27 @@ pub(super) fn emit_changes(options: &StreamOptions, kind: QueryKind) -> Result<b
 
 /// Refuses plans whose results could not be written continuously into `kind`.
 fn check_runnable(plan: &ContinuousPlan, kind: QueryKind, emit_changes: bool) -> Result<()> {
-    let Some(agg) = &plan.aggregate else {
+    if plan.windowed()
+        && let Some(source) = plan.sources().iter().find(|s| s.def.watermark.is_none())
+    {
+        return Err(Error::Invalid(format!(
+            "continuous windows need event time, but stream {} has no WATERMARK; \
+             create it with WATERMARK FOR ts AS ts - INTERVAL '5' SECOND",
+            source.name()
+        )));
+    }
+    for agg in plan.aggregates() {
+        let last = plan.final_aggregate().is_some_and(|a| std::ptr::eq(a, agg));
+        if agg.window.is_none() && !last {
+            return Err(Error::Invalid(
+                "an aggregate without a window never finishes a group, so nothing can be computed \
+                 over its results continuously; window the inner aggregate (TUMBLE, HOP or SESSION) \
+                 and group by its window_start and window_end"
+                    .into(),
+            ));
+        }
+    }
+    let Some(agg) = plan.final_aggregate() else {
         return Ok(());
     };
     if agg.window.is_none() && kind == QueryKind::Stream && !emit_changes {
@@ -575,13 +637,6 @@ fn check_runnable(plan: &ContinuousPlan, kind: QueryKind, emit_changes: bool) ->
              retractions of both parts); use EMIT FINAL, or a MATERIALIZED VIEW, which shows open sessions"
                 .into(),
         ));
-    }
-    if agg.window.is_some() && plan.source.def.watermark.is_none() {
-        return Err(Error::Invalid(format!(
-            "continuous windows need event time, but stream {} has no WATERMARK; \
-             create it with WATERMARK FOR ts AS ts - INTERVAL '5' SECOND",
-            plan.source.name()
-        )));
     }
     Ok(())
 }
@@ -619,7 +674,7 @@ fn derived_stream_def(
             .map(|f| f.as_ref().clone().with_metadata(Default::default()))
             .collect::<Vec<_>>(),
     );
-    if def.emit_changes && plan.aggregate.is_some() {
+    if def.emit_changes && plan.final_aggregate().is_some() {
         let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
         fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
             crate::runtime::OP_COLUMN,
@@ -635,8 +690,9 @@ fn derived_stream_def(
             )));
         }
     }
-    let source = &plan.source.def;
-    let windowed = plan.aggregate.as_ref().is_some_and(|a| a.window.is_some());
+    let sources = plan.sources();
+    let source = &sources[0].def;
+    let windowed = plan.final_aggregate().is_some_and(|a| a.window.is_some());
     let watermark = if windowed {
         // Windows are emitted when they close, in window_end order: window_end is the
         // output's event time, with no delay. Without window_end, window_start carries it
@@ -654,8 +710,24 @@ fn derived_stream_def(
                 expression: column.into(),
             })
     } else {
-        // A query that keeps its input's time column keeps its watermark.
-        source.watermark.clone().filter(|w| {
+        // A query that keeps its input's time column keeps its watermark (a union: the
+        // same column in every input, with the largest delay).
+        let same_column = sources.iter().all(|s| {
+            s.def.watermark.as_ref().map(|w| &w.column)
+                == source.watermark.as_ref().map(|w| &w.column)
+        });
+        let delay = sources
+            .iter()
+            .filter_map(|s| s.def.watermark.as_ref().map(|w| w.delay_ms))
+            .max();
+        let mut watermark = source.watermark.clone().filter(|_| same_column);
+        if let (Some(w), Some(delay)) = (&mut watermark, delay)
+            && delay != w.delay_ms
+        {
+            w.delay_ms = delay;
+            w.expression = format!("{} - INTERVAL '{delay}' MILLISECOND", w.column);
+        }
+        watermark.filter(|w| {
             let input = source
                 .schema
                 .field_with_name(&w.column)

@@ -80,24 +80,6 @@ fn is_user_datafusion_error(e: &DataFusionError) -> bool {
     }
 }
 
-/// DataFusion's message without backtrace and without the "Error during planning:" noise.
-pub fn datafusion_message(e: &DataFusionError) -> String {
-    let mut message = e.strip_backtrace();
-    for prefix in [
-        "Error during planning: ",
-        "Schema error: ",
-        "Execution error: ",
-        "Arrow error: ",
-        "Invalid argument error: ",
-        "This feature is not implemented: ",
-        "External error: ",
-        "SQL error: ",
-    ] {
-        while let Some(rest) = message.strip_prefix(prefix) {
-            message = rest.to_string();
-        }
-    }
-    message
-}
+pub use crate::runtime::datafusion_message;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

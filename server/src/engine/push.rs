@@ -29,13 +29,13 @@ impl Engine {
     )> {
         let plan = self.plan_select(select).await?;
         // Windowed push queries default to EMIT FINAL, the others to EMIT CHANGES (SQL.md).
-        let windowed = plan.aggregate.as_ref().is_some_and(|a| a.window.is_some());
+        let windowed = plan.final_aggregate().is_some_and(|a| a.window.is_some());
         let emit_changes = match emit {
             Some(crate::sql::Emit::Changes) => true,
             Some(crate::sql::Emit::Final) => false,
             None => !windowed,
         };
-        if let Some(agg) = &plan.aggregate {
+        if let Some(agg) = plan.final_aggregate() {
             if emit_changes && agg.window.as_ref().is_some_and(|w| w.session.is_some()) {
                 return Err(Error::Invalid(
                     "EMIT CHANGES over SESSION windows is not available yet; use EMIT FINAL".into(),
@@ -48,12 +48,14 @@ impl Engine {
                         .into(),
                 ));
             }
-            if agg.window.is_some() && plan.source.def.watermark.is_none() {
-                return Err(Error::Invalid(format!(
-                    "continuous windows need event time, but stream {} has no WATERMARK",
-                    plan.source.name()
-                )));
-            }
+        }
+        if plan.windowed()
+            && let Some(source) = plan.sources().iter().find(|s| s.def.watermark.is_none())
+        {
+            return Err(Error::Invalid(format!(
+                "continuous windows need event time, but stream {} has no WATERMARK",
+                source.name()
+            )));
         }
         let id = PUSH_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let def = QueryDef {
@@ -61,15 +63,27 @@ impl Engine {
             name: format!("push-{id}"),
             kind: QueryKind::Stream,
             select: select.to_string(),
-            source: plan.source.name().to_string(),
+            source: plan.sources()[0].name().to_string(),
+            inputs: plan
+                .sources()
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
             created_at_ms: self.clock.now_ms(),
-            start_offsets: Some(
-                plan.source
-                    .partitions()
-                    .iter()
-                    .map(|p| p.committed_offset())
-                    .collect(),
-            ),
+            // A push query shows what arrives from now on, in every input.
+            start_offsets: None,
+            input_start_offsets: plan
+                .sources()
+                .iter()
+                .map(|s| {
+                    let offsets = s
+                        .partitions()
+                        .iter()
+                        .map(|p| p.committed_offset())
+                        .collect();
+                    (s.name().to_string(), offsets)
+                })
+                .collect(),
             parallelism: 1,
             retention_ms: None,
             late_data: None,
@@ -101,7 +115,7 @@ impl Engine {
         plan: &ContinuousPlan,
     ) -> Result<()> {
         ddl::validate_name(name)?;
-        let source = &plan.source;
+        let source = &plan.sources()[0];
         if let Some(existing) = self.stream(name) {
             let columns = |s: &datafusion::arrow::datatypes::Schema| -> Vec<(String, DataType)> {
                 s.fields()

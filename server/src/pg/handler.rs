@@ -250,7 +250,7 @@ impl PgService {
                 // Changes of an aggregate carry their _op column after the query's own.
                 let mut columns: Vec<_> =
                     query.plan.output_schema.fields().iter().cloned().collect();
-                if query.def.emit_changes && query.plan.aggregate.is_some() {
+                if query.def.emit_changes && query.plan.aggregates().next().is_some() {
                     columns.push(Arc::new(datafusion::arrow::datatypes::Field::new(
                         crate::runtime::OP_COLUMN,
                         DataType::Utf8,

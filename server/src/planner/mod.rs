@@ -1,12 +1,23 @@
 //! The streaming planner: turns the optimized DataFusion `LogicalPlan` of a continuous
-//! query's SELECT into a [`ContinuousPlan`] the runtime runs batch by batch. Expressions
-//! stay DataFusion's (`PhysicalExpr`s evaluated on each batch). Knows nothing about
-//! sockets or files.
+//! query's SELECT into a [`ContinuousPlan`], a graph of nodes the runtime runs batch by
+//! batch. Expressions stay DataFusion's (`PhysicalExpr`s evaluated on each batch). Knows
+//! nothing about sockets, files or how operators compute.
 //!
-//! Shape supported: one stream, stateless steps (filters, projections, window
-//! assignment), then optionally one aggregate (windowed by `window_end` or a
-//! `date_bin` group key, or unwindowed in views), then stateless steps on its output.
-//! Joins, ORDER BY and LIMIT are refused with an error that says why and what to do.
+//! Nodes, created inputs first (so a node's id is larger than its inputs'):
+//! - **sources**: a stream and the columns a scan of it reads;
+//! - **stateless steps**: a filter, a projection, or HOP's one-branch-per-window
+//!   expansion ([`Step`]), run on each batch on the edge where it is produced;
+//! - **unions**: the rows of several inputs (`UNION ALL` of streams, or of aggregates);
+//!   a union of branches that read the same columns of one stream is one step instead,
+//!   so the stream is read once;
+//! - **stateful nodes** ([`StatefulNode`]): an aggregate, or a merge of inputs that
+//!   reach the output without state; each runs as one or more instances, fed through a
+//!   hash exchange on its keys;
+//! - the **sink**: the stream, view or push subscriber the output goes to.
+//!
+//! The node that feeds the sink (through stateless steps) is always stateful: a query
+//! without state ends in a merge. Joins, ORDER BY, LIMIT and window functions are
+//! refused with an error that says why and what to do.
 
 mod aggregate;
 mod hop;
@@ -17,20 +28,17 @@ pub use aggregate::{AggregatePlan, WindowClose};
 pub use hop::HopFunction;
 pub use session::{SessionFunction, SessionTable, SessionWindow};
 
-/// Session bounds helpers shared with the runtime.
+/// Session bounds helpers shared with the operators.
 pub mod session_bounds {
     pub use super::session::{merge_intervals, nanos, timestamps};
 }
 pub use tumble::TumbleFunction;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::array::{BooleanArray, UInt32Array};
-use datafusion::arrow::compute::{concat_batches, filter, filter_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::datatypes::UInt32Type;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
@@ -38,7 +46,11 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use crate::stream::Stream;
 
+/// A node's id: its index in [`ContinuousPlan::nodes`].
+pub type NodeId = usize;
+
 /// One stateless step, applied to every batch in order.
+#[derive(Clone)]
 pub enum Step {
     /// Keep the rows where the predicate is true.
     Filter(Arc<dyn PhysicalExpr>),
@@ -55,124 +67,194 @@ pub enum Step {
     },
 }
 
-/// A continuous query's plan: read `source`, keep the scan's columns, run the steps,
-/// then the aggregate (if any) and the steps above it.
-pub struct ContinuousPlan {
-    pub source: Arc<Stream>,
-    /// Columns of the source's table schema (user and metadata columns) the scan keeps.
-    pub scan_projection: Vec<usize>,
-    /// Stateless steps between the source and the aggregate (or the output).
+/// What a stateful node computes.
+// Plans are built once per query; the size of a node does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum StatefulKind {
+    Aggregate(AggregatePlan),
+    /// Hands its inputs' rows on (keeps them, into a view).
+    Merge,
+}
+
+/// A node with state, run as instances by the runtime.
+#[derive(Debug, Clone)]
+pub struct StatefulNode {
+    pub kind: StatefulKind,
+    /// The hash exchange in front of it: rows go to the instance their keys hash to
+    /// (evaluated on the node's input). `None`: one instance takes every row.
+    pub keys: Option<Vec<Arc<dyn PhysicalExpr>>>,
+}
+
+#[allow(clippy::large_enum_variant)]
+pub enum NodeKind {
+    /// A scan of a stream: its table schema's columns `projection` (user columns, then
+    /// the metadata columns).
+    Source {
+        stream: Arc<Stream>,
+        projection: Vec<usize>,
+    },
+    Step(Step),
+    Union,
+    Stateful(StatefulNode),
+    Sink,
+}
+
+pub struct Node {
+    pub id: NodeId,
+    pub inputs: Vec<NodeId>,
+    pub kind: NodeKind,
+    /// Its EXPLAIN line (without id and inputs).
+    pub label: String,
+}
+
+impl Node {
+    /// `source`, `filter`, `project`, `union`, `aggregate`, `merge`, `session`, `sink`.
+    pub fn kind_name(&self) -> String {
+        self.label
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    }
+}
+
+/// An input of a stateful node as the runtime runs it: rows from a source or a
+/// stateful node, through stateless steps, to one input (`port`) of `to`. A union
+/// between them makes one edge per branch.
+#[derive(Clone)]
+pub struct Edge {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub port: usize,
+    /// Source first.
     pub steps: Vec<Step>,
-    pub aggregate: Option<AggregatePlan>,
-    /// Stateless steps on the aggregate's output (HAVING, final projection).
-    pub post_steps: Vec<Step>,
+}
+
+/// A continuous query's plan: a graph of nodes (see the module docs), the sink last.
+pub struct ContinuousPlan {
+    pub nodes: Vec<Node>,
     pub output_schema: SchemaRef,
-    /// The operators, top first, for EXPLAIN and the queries API.
-    pub operators: Vec<String>,
 }
 
 impl fmt::Debug for ContinuousPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ContinuousPlan")
-            .field("operators", &self.operators)
+            .field("nodes", &self.explain_lines())
             .finish()
     }
 }
 
 impl ContinuousPlan {
-    /// Runs the steps over one batch of the source (table schema: user then metadata columns).
-    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        Ok(self.apply_tracking(batch)?.batch)
+    pub fn sink(&self) -> &Node {
+        self.nodes.last().expect("a plan ends in its sink")
     }
 
-    /// Like [`Self::apply`], and also tells where each output row came from (see
-    /// [`Tracked`]).
-    pub fn apply_tracking(&self, batch: &RecordBatch) -> Result<Tracked> {
-        let origin = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
-        run_steps_tracking(&self.steps, batch.project(&self.scan_projection)?, origin)
+    /// The streams the query reads, each once, in the order of their first scan.
+    pub fn sources(&self) -> Vec<Arc<Stream>> {
+        let mut streams: Vec<Arc<Stream>> = Vec::new();
+        for node in &self.nodes {
+            if let NodeKind::Source { stream, .. } = &node.kind
+                && !streams.iter().any(|s| s.name() == stream.name())
+            {
+                streams.push(stream.clone());
+            }
+        }
+        streams
     }
 
-    /// Runs the steps above the aggregate over its finalized output.
-    pub fn apply_post(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        run_steps(&self.post_steps, batch)
+    /// The stateful nodes, inputs first.
+    pub fn stateful(&self) -> impl Iterator<Item = (NodeId, &StatefulNode)> {
+        self.nodes.iter().filter_map(|n| match &n.kind {
+            NodeKind::Stateful(s) => Some((n.id, s)),
+            _ => None,
+        })
     }
-}
 
-/// A batch after the stateless steps, with where its rows came from.
-pub struct Tracked {
-    pub batch: RecordBatch,
-    /// Which rows stand for their event when one event gives several rows (after a
-    /// [`Step::Union`]: the rows of its first branch, for HOP the event's latest window);
-    /// `None`: every row is its own event. Lateness is counted on these rows.
-    pub primary: Option<BooleanArray>,
-    /// For each row, the index of the source row it came from (late events are routed
-    /// as their source rows).
-    pub origin: UInt32Array,
-}
+    /// The aggregates, inputs first.
+    pub fn aggregates(&self) -> impl Iterator<Item = &AggregatePlan> {
+        self.stateful().filter_map(|(_, s)| match &s.kind {
+            StatefulKind::Aggregate(a) => Some(a),
+            StatefulKind::Merge => None,
+        })
+    }
 
-fn run_steps(steps: &[Step], batch: RecordBatch) -> Result<RecordBatch> {
-    let origin = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
-    Ok(run_steps_tracking(steps, batch, origin)?.batch)
-}
+    /// The last stateful node (the one feeding the sink).
+    pub fn last_stateful(&self) -> NodeId {
+        self.edges_into(self.sink().id)[0].from
+    }
 
-fn run_steps_tracking(
-    steps: &[Step],
-    mut batch: RecordBatch,
-    mut origin: UInt32Array,
-) -> Result<Tracked> {
-    let mut primary: Option<BooleanArray> = None;
-    for step in steps {
-        batch = match step {
-            Step::Filter(predicate) => {
-                let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
-                let mask = mask.as_boolean();
-                if let Some(p) = &primary {
-                    primary = Some(filter(p, mask)?.as_boolean().clone());
+    /// The aggregate feeding the sink, if the last stateful node is one.
+    pub fn final_aggregate(&self) -> Option<&AggregatePlan> {
+        match &self.nodes[self.last_stateful()].kind {
+            NodeKind::Stateful(StatefulNode {
+                kind: StatefulKind::Aggregate(a),
+                ..
+            }) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Whether any aggregate is windowed (it needs event time).
+    pub fn windowed(&self) -> bool {
+        self.aggregates().any(|a| a.window.is_some())
+    }
+
+    /// The edges into `node`, one per path from a source or stateful node.
+    pub fn edges_into(&self, node: NodeId) -> Vec<Edge> {
+        let mut edges = Vec::new();
+        for (port, &input) in self.nodes[node].inputs.iter().enumerate() {
+            self.walk(input, node, port, Vec::new(), &mut edges);
+        }
+        edges
+    }
+
+    fn walk(&self, at: NodeId, to: NodeId, port: usize, suffix: Vec<Step>, out: &mut Vec<Edge>) {
+        let node = &self.nodes[at];
+        match &node.kind {
+            NodeKind::Step(step) => {
+                let mut steps = vec![step.clone()];
+                steps.extend(suffix);
+                self.walk(node.inputs[0], to, port, steps, out);
+            }
+            NodeKind::Union => {
+                for &input in &node.inputs {
+                    self.walk(input, to, port, suffix.clone(), out);
                 }
-                origin = filter(&origin, mask)?.as_primitive::<UInt32Type>().clone();
-                filter_record_batch(&batch, mask)?
             }
-            Step::Project { exprs, schema } => {
-                let columns = exprs
-                    .iter()
-                    .map(|e| {
-                        e.evaluate(&batch)
-                            .and_then(|v| v.into_array(batch.num_rows()))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                RecordBatch::try_new_with_options(
-                    schema.clone(),
-                    columns,
-                    &datafusion::arrow::array::RecordBatchOptions::new()
-                        .with_row_count(Some(batch.num_rows())),
-                )?
-            }
-            Step::Union { branches, schema } => {
-                let outputs = branches
-                    .iter()
-                    .map(|branch| run_steps_tracking(branch, batch.clone(), origin.clone()))
-                    .collect::<Result<Vec<_>>>()?;
-                let first = outputs.first().map_or(0, |t| t.batch.num_rows());
-                let total: usize = outputs.iter().map(|t| t.batch.num_rows()).sum();
-                primary = Some((0..total).map(|i| Some(i < first)).collect());
-                origin = UInt32Array::from_iter_values(
-                    outputs
-                        .iter()
-                        .flat_map(|t| t.origin.values().iter().copied()),
-                );
-                let batches = outputs
-                    .into_iter()
-                    .map(|t| RecordBatch::try_new(schema.clone(), t.batch.columns().to_vec()))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                concat_batches(schema, &batches)?
-            }
-        };
+            NodeKind::Source { .. } | NodeKind::Stateful(_) | NodeKind::Sink => out.push(Edge {
+                from: at,
+                to,
+                port,
+                steps: suffix,
+            }),
+        }
     }
-    Ok(Tracked {
-        batch,
-        primary,
-        origin,
-    })
+
+    /// Every edge of the graph, by the stateful node or sink it ends at (inputs first).
+    pub fn edges(&self) -> Vec<Edge> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Stateful(_) | NodeKind::Sink))
+            .flat_map(|n| self.edges_into(n.id))
+            .collect()
+    }
+
+    /// EXPLAIN's lines, the sink first: `[id] label <- [inputs]`.
+    pub fn explain_lines(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .rev()
+            .filter(|n| !matches!(n.kind, NodeKind::Sink))
+            .map(|n| {
+                let inputs: Vec<String> = n.inputs.iter().map(|i| format!("[{i}]")).collect();
+                match inputs.is_empty() {
+                    true => format!("[{}] {}", n.id, n.label),
+                    false => format!("[{}] {} <- {}", n.id, n.label, inputs.join(", ")),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Why a query cannot run continuously, worded for the user.
@@ -187,254 +269,406 @@ pub fn plan_continuous(
     plan: &LogicalPlan,
     stream_of: &dyn Fn(&str) -> Option<Arc<Stream>>,
 ) -> Result<ContinuousPlan> {
-    let mut steps = Vec::new();
-    let mut post_steps = Vec::new();
-    let mut aggregate = None;
-    let mut operators = Vec::new();
-    let mut node = plan;
-    let mut session: Option<(Vec<String>, i64)> = None;
-    let (source, scan_projection) = loop {
-        match node {
+    let mut builder = Builder {
+        state,
+        stream_of,
+        nodes: Vec::new(),
+        sessions: HashMap::new(),
+    };
+    let mut top = builder.plan(plan)?;
+    if !builder.sessions.is_empty() {
+        return Err(refuse(
+            "SESSION windows run continuously as an aggregate: GROUP BY window_start, window_end (and the session's keys)",
+        ));
+    }
+    // The sink is fed by a stateful node: a query without one ends in a merge (which
+    // also keeps a stateless view's rows).
+    if !builder.feeds_from_stateful(top) {
+        top = builder.add(
+            vec![top],
+            NodeKind::Stateful(StatefulNode {
+                kind: StatefulKind::Merge,
+                keys: None,
+            }),
+            "Merge: rows in arrival order".into(),
+        );
+    }
+    builder.add(vec![top], NodeKind::Sink, "Sink".into());
+    Ok(ContinuousPlan {
+        nodes: builder.nodes,
+        output_schema: Arc::new(plan.schema().as_arrow().clone()),
+    })
+}
+
+struct Builder<'a> {
+    state: &'a SessionState,
+    stream_of: &'a dyn Fn(&str) -> Option<Arc<Stream>>,
+    nodes: Vec<Node>,
+    /// Session scans (their source node): the session's keys and gap.
+    sessions: HashMap<NodeId, (Vec<String>, i64)>,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, inputs: Vec<NodeId>, kind: NodeKind, label: String) -> NodeId {
+        let id = self.nodes.len();
+        self.nodes.push(Node {
+            id,
+            inputs,
+            kind,
+            label,
+        });
+        id
+    }
+
+    /// Whether `node`, through stateless steps, is the output of one stateful node.
+    fn feeds_from_stateful(&self, mut node: NodeId) -> bool {
+        loop {
+            match &self.nodes[node].kind {
+                NodeKind::Step(_) => node = self.nodes[node].inputs[0],
+                NodeKind::Stateful(_) => return true,
+                _ => return false,
+            }
+        }
+    }
+
+    /// The session scan below `node` (through stateless steps), if any.
+    fn session_below(&mut self, mut node: NodeId) -> Option<(Vec<String>, i64)> {
+        loop {
+            if let Some(session) = self.sessions.remove(&node) {
+                return Some(session);
+            }
+            match &self.nodes[node].kind {
+                NodeKind::Step(_) => node = self.nodes[node].inputs[0],
+                _ => return None,
+            }
+        }
+    }
+
+    fn plan(&mut self, plan: &LogicalPlan) -> Result<NodeId> {
+        match plan {
             LogicalPlan::Projection(p) => {
+                let input = self.plan(&p.input)?;
                 let exprs = p
                     .expr
                     .iter()
-                    .map(|e| state.create_physical_expr(e.clone(), p.input.schema()))
+                    .map(|e| self.state.create_physical_expr(e.clone(), p.input.schema()))
                     .collect::<Result<Vec<_>>>()?;
                 let names: Vec<String> =
                     p.schema.fields().iter().map(|f| f.name().clone()).collect();
-                operators.push(format!("Project: {}", names.join(", ")));
-                steps.push(Step::Project {
+                let step = Step::Project {
                     exprs,
                     schema: Arc::new(p.schema.as_arrow().clone()),
-                });
-                node = &p.input;
+                };
+                Ok(self.add(
+                    vec![input],
+                    NodeKind::Step(step),
+                    format!("Project: {}", names.join(", ")),
+                ))
             }
             LogicalPlan::Filter(f) => {
-                operators.push(format!("Filter: {}", f.predicate));
-                steps.push(Step::Filter(
-                    state.create_physical_expr(f.predicate.clone(), f.input.schema())?,
-                ));
-                node = &f.input;
+                let input = self.plan(&f.input)?;
+                let step = Step::Filter(
+                    self.state
+                        .create_physical_expr(f.predicate.clone(), f.input.schema())?,
+                );
+                Ok(self.add(
+                    vec![input],
+                    NodeKind::Step(step),
+                    format!("Filter: {}", f.predicate),
+                ))
             }
-            LogicalPlan::SubqueryAlias(a) => node = &a.input,
-            LogicalPlan::Union(union) => {
-                // Every branch is stateless over the same scan of the same stream.
-                let mut branches = Vec::new();
-                let mut scan: Option<(Arc<Stream>, Vec<usize>, String)> = None;
-                for input in &union.inputs {
-                    let branch = plan_continuous(state, input, stream_of)?;
-                    if branch.aggregate.is_some() {
-                        return Err(refuse(
-                            "UNION ALL of aggregates cannot run continuously yet",
-                        ));
-                    }
-                    let source_line = branch.operators.last().cloned().unwrap_or_default();
-                    match &scan {
-                        None => {
-                            scan = Some((
-                                branch.source.clone(),
-                                branch.scan_projection.clone(),
-                                source_line,
-                            ))
-                        }
-                        Some((source, projection, _)) => {
-                            if !Arc::ptr_eq(source, &branch.source)
-                                || projection != &branch.scan_projection
-                            {
-                                return Err(refuse(
-                                    "UNION ALL in a continuous query must read the same columns of one stream in every branch",
-                                ));
-                            }
-                        }
-                    }
-                    branches.push(branch.steps);
-                }
-                let Some((source, scan_projection, source_line)) = scan else {
-                    return Err(refuse("an empty UNION cannot run continuously"));
-                };
-                operators.push(format!(
-                    "Union: {} branches (one row per window of each event)",
-                    branches.len()
-                ));
-                operators.push(source_line);
-                steps.push(Step::Union {
-                    branches,
-                    schema: Arc::new(union.schema.as_arrow().clone()),
-                });
-                break (source, scan_projection);
-            }
+            LogicalPlan::SubqueryAlias(a) => self.plan(&a.input),
+            LogicalPlan::Union(union) => self.plan_union(union),
             LogicalPlan::TableScan(scan)
                 if datafusion::datasource::source_as_provider(&scan.source)
                     .is_ok_and(|p| p.is::<SessionTable>()) =>
             {
-                let provider = datafusion::datasource::source_as_provider(&scan.source)?;
-                let table = provider.downcast_ref::<SessionTable>().expect("checked");
-                let stream = table.stream.clone();
-                let user = datafusion::common::DFSchema::try_from(stream.schema.as_ref().clone())?;
-                let full = datafusion::catalog::TableProvider::schema(table);
-                // The scan's projection of the session table's columns, applied last.
-                if let Some(projection) = &scan.projection {
-                    steps.push(Step::Project {
-                        exprs: projection
-                            .iter()
-                            .map(|&i| {
-                                Arc::new(datafusion::physical_expr::expressions::Column::new(
-                                    full.field(i).name(),
-                                    i,
-                                )) as Arc<dyn PhysicalExpr>
-                            })
-                            .collect(),
-                        schema: Arc::new(full.project(projection)?),
-                    });
-                }
-                // Each event starts as its own session [ts, ts + gap); the operator merges.
-                let mut exprs = Vec::new();
-                for field in stream.schema.fields() {
-                    exprs.push(state.create_physical_expr(
-                        datafusion::logical_expr::col(field.name().as_str()),
-                        &user,
-                    )?);
-                }
-                let time = datafusion::logical_expr::col(table.time.as_str());
-                exprs.push(state.create_physical_expr(time.clone(), &user)?);
-                exprs.push(state.create_physical_expr(
-                    time + datafusion::logical_expr::lit(table.gap.clone()),
-                    &user,
-                )?);
-                steps.push(Step::Project {
-                    exprs,
-                    schema: full,
-                });
-                operators.push(format!(
-                    "Session: gap {} on {}, per [{}] (each event starts a session; sessions of a key that touch merge)",
-                    table.gap,
-                    table.time,
-                    table.keys.join(", ")
-                ));
-                operators.push(format!(
-                    "Source: {} ({} partition{})",
-                    stream.name(),
-                    stream.partitions().len(),
-                    if stream.partitions().len() == 1 {
-                        ""
-                    } else {
-                        "s"
-                    }
-                ));
-                session = Some((table.keys.clone(), table.gap_ns));
-                break (stream.clone(), (0..stream.schema.fields().len()).collect());
+                self.plan_session_scan(scan)
             }
             LogicalPlan::TableScan(scan) => {
-                let name = scan.table_name.table();
-                let source = stream_of(name).ok_or_else(|| {
-                    refuse(format!(
-                        "{name} is not a stream; continuous queries read streams"
-                    ))
-                })?;
-                let scan_projection = scan
-                    .projection
-                    .clone()
-                    .unwrap_or_else(|| (0..source.table_schema.fields().len()).collect());
+                let (stream, projection) = self.scanned(scan)?;
                 let columns: Vec<String> = scan
                     .projected_schema
                     .fields()
                     .iter()
                     .map(|f| f.name().clone())
                     .collect();
-                operators.push(format!(
-                    "Source: {name} ({} partition{}), reads {}",
-                    source.partitions().len(),
-                    if source.partitions().len() == 1 {
-                        ""
-                    } else {
-                        "s"
-                    },
+                let label = format!(
+                    "Source: {} ({}), reads {}",
+                    stream.name(),
+                    partitions(&stream),
                     columns.join(", ")
-                ));
-                break (source, scan_projection);
+                );
+                Ok(self.add(Vec::new(), NodeKind::Source { stream, projection }, label))
             }
-            LogicalPlan::Aggregate(agg) if aggregate.is_none() => {
-                let planned = aggregate::plan_aggregate(state, agg)?;
-                operators.push(planned.describe());
-                aggregate = Some(planned);
-                // The steps seen so far (top first) run on the aggregate's output.
-                steps.reverse();
-                post_steps = std::mem::take(&mut steps);
-                node = &agg.input;
+            LogicalPlan::Aggregate(agg) => {
+                let input = self.plan(&agg.input)?;
+                let mut planned = aggregate::plan_aggregate(self.state, agg)?;
+                if let Some((keys, gap_ns)) = self.session_below(input) {
+                    attach_session(&mut planned, keys, gap_ns)?;
+                }
+                let label = planned.describe();
+                // Sessions: by the group keys without the (per-event) window bounds, so
+                // all of a key's sessions meet in one instance.
+                let session = planned.window.as_ref().and_then(|w| w.session.as_ref());
+                let keys: Vec<_> = planned
+                    .group_by
+                    .expr()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        session.is_none_or(|s| *i != s.start_index && *i != s.end_index)
+                    })
+                    .map(|(_, (e, _))| e.clone())
+                    .collect();
+                Ok(self.add(
+                    vec![input],
+                    NodeKind::Stateful(StatefulNode {
+                        kind: StatefulKind::Aggregate(planned),
+                        keys: Some(keys),
+                    }),
+                    label,
+                ))
             }
-            LogicalPlan::Aggregate(_) => {
-                return Err(refuse(
-                    "only one level of aggregation runs continuously so far; aggregate once",
-                ));
-            }
-            LogicalPlan::Sort(_) => {
-                return Err(refuse(
-                    "ORDER BY over an unbounded input cannot run continuously: it would wait forever \
-                     for the last row; remove it and sort when you read the result",
-                ));
-            }
-            LogicalPlan::Limit(_) => {
-                return Err(refuse(
-                    "LIMIT cannot run continuously over an unbounded input; remove it",
-                ));
-            }
-            LogicalPlan::Join(_) => {
-                return Err(refuse(
-                    "joins in continuous queries are not available in this build yet",
-                ));
-            }
-            other => {
-                return Err(refuse(format!(
-                    "{} cannot run continuously yet; continuous queries support filters and projections over one stream",
-                    other.display()
-                )));
+            LogicalPlan::Sort(_) => Err(refuse(
+                "ORDER BY over an unbounded input cannot run continuously: it would wait forever \
+                 for the last row; remove it and sort when you read the result",
+            )),
+            LogicalPlan::Limit(_) => Err(refuse(
+                "LIMIT cannot run continuously over an unbounded input; remove it",
+            )),
+            LogicalPlan::Join(_) => Err(refuse(
+                "joins in continuous queries are not available in this build yet",
+            )),
+            other => Err(refuse(format!(
+                "{} cannot run continuously yet; continuous queries support filters, projections, \
+                 UNION ALL and aggregates over streams",
+                other.display()
+            ))),
+        }
+    }
+
+    /// The stream a scan reads and its projection of the stream's table schema.
+    fn scanned(
+        &self,
+        scan: &datafusion::logical_expr::TableScan,
+    ) -> Result<(Arc<Stream>, Vec<usize>)> {
+        let name = scan.table_name.table();
+        let stream = (self.stream_of)(name).ok_or_else(|| {
+            refuse(format!(
+                "{name} is not a stream; continuous queries read streams"
+            ))
+        })?;
+        let projection = scan
+            .projection
+            .clone()
+            .unwrap_or_else(|| (0..stream.table_schema.fields().len()).collect());
+        Ok((stream, projection))
+    }
+
+    /// `UNION ALL`: branches that are stateless over the same columns of one stream
+    /// become one step on one scan (HOP is planned so: one branch per window); any
+    /// other union is a node with one input per branch.
+    fn plan_union(&mut self, union: &datafusion::logical_expr::Union) -> Result<NodeId> {
+        let schema = Arc::new(union.schema.as_arrow().clone());
+        if let Some(fused) = self.fused_union(union, &schema)? {
+            return Ok(fused);
+        }
+        let inputs = union
+            .inputs
+            .iter()
+            .map(|input| self.plan(input))
+            .collect::<Result<Vec<_>>>()?;
+        let label = format!("Union: {} inputs (UNION ALL)", inputs.len());
+        Ok(self.add(inputs, NodeKind::Union, label))
+    }
+
+    fn fused_union(
+        &mut self,
+        union: &datafusion::logical_expr::Union,
+        schema: &SchemaRef,
+    ) -> Result<Option<NodeId>> {
+        let mut scans = Vec::new();
+        for input in &union.inputs {
+            match stateless_scan(input) {
+                Some(scan) => scans.push(scan),
+                None => return Ok(None),
             }
         }
-    };
-    steps.reverse();
-    if let Some((keys, gap_ns)) = session {
-        let window = aggregate
-            .as_mut()
-            .and_then(|a| a.window.as_mut().map(|w| (w, &a.group_names)));
-        let Some((window, groups)) = window else {
-            return Err(refuse(
-                "SESSION windows run continuously as an aggregate: GROUP BY window_start, window_end (and the session's keys)",
-            ));
-        };
-        let position = |name: &str| groups.iter().position(|g| g == name);
-        let (Some(start_index), Some(end_index)) =
-            (position("window_start"), position("window_end"))
-        else {
-            return Err(refuse(
-                "group a SESSION by both window_start and window_end: a session's start and end \
-                 both move as events join it, so neither can be derived from the other",
-            ));
-        };
-        let key_indices = keys
+        let first = &scans[0];
+        let same = scans
             .iter()
-            .map(|k| {
-                position(k).ok_or_else(|| {
-                    refuse(format!(
-                        "sessions are kept per {k}, so group by {k} as well"
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        window.session = Some(SessionWindow {
-            start_index,
-            end_index,
-            key_indices,
-            gap_ns,
-        });
+            .all(|s| s.table_name == first.table_name && s.projection == first.projection);
+        if !same {
+            return Ok(None);
+        }
+        // Each branch as its own little graph over its own scan, then its steps.
+        let mut branches = Vec::new();
+        let mut source = None;
+        for input in &union.inputs {
+            let mark = self.nodes.len();
+            let top = self.plan(input)?;
+            let mut steps = Vec::new();
+            let mut node = top;
+            while let NodeKind::Step(step) = &self.nodes[node].kind {
+                steps.push(step.clone());
+                node = self.nodes[node].inputs[0];
+            }
+            steps.reverse();
+            branches.push(steps);
+            let scan = self
+                .nodes
+                .drain(mark..)
+                .find(|n| matches!(n.kind, NodeKind::Source { .. }));
+            source = source.or(scan);
+        }
+        let Some(mut source) = source else {
+            return Err(refuse("an empty UNION cannot run continuously"));
+        };
+        source.id = self.nodes.len();
+        let source_id = source.id;
+        self.nodes.push(source);
+        let label = format!(
+            "Union: {} branches of one scan (one row per window of each event)",
+            branches.len()
+        );
+        Ok(Some(self.add(
+            vec![source_id],
+            NodeKind::Step(Step::Union {
+                branches,
+                schema: schema.clone(),
+            }),
+            label,
+        )))
     }
-    Ok(ContinuousPlan {
-        source,
-        scan_projection,
-        steps,
-        aggregate,
-        post_steps,
-        output_schema: Arc::new(plan.schema().as_arrow().clone()),
-        operators,
-    })
+
+    /// A `SESSION(...)` table: its stream's rows, each starting its own session
+    /// `[ts, ts + gap)`; the aggregate above merges the sessions of a key that touch.
+    fn plan_session_scan(&mut self, scan: &datafusion::logical_expr::TableScan) -> Result<NodeId> {
+        let provider = datafusion::datasource::source_as_provider(&scan.source)?;
+        let table = provider.downcast_ref::<SessionTable>().expect("checked");
+        let stream = table.stream.clone();
+        let user = datafusion::common::DFSchema::try_from(stream.schema.as_ref().clone())?;
+        let full = datafusion::catalog::TableProvider::schema(table);
+        let source = self.add(
+            Vec::new(),
+            NodeKind::Source {
+                stream: stream.clone(),
+                projection: (0..stream.schema.fields().len()).collect(),
+            },
+            format!("Source: {} ({})", stream.name(), partitions(&stream)),
+        );
+        self.sessions
+            .insert(source, (table.keys.clone(), table.gap_ns));
+        let mut exprs = Vec::new();
+        for field in stream.schema.fields() {
+            exprs.push(self.state.create_physical_expr(
+                datafusion::logical_expr::col(field.name().as_str()),
+                &user,
+            )?);
+        }
+        let time = datafusion::logical_expr::col(table.time.as_str());
+        exprs.push(self.state.create_physical_expr(time.clone(), &user)?);
+        exprs.push(self.state.create_physical_expr(
+            time + datafusion::logical_expr::lit(table.gap.clone()),
+            &user,
+        )?);
+        let label = format!(
+            "Session: gap {} on {}, per [{}] (each event starts a session; sessions of a key that touch merge)",
+            table.gap,
+            table.time,
+            table.keys.join(", ")
+        );
+        let mut top = self.add(
+            vec![source],
+            NodeKind::Step(Step::Project {
+                exprs,
+                schema: full.clone(),
+            }),
+            label,
+        );
+        // The scan's projection of the session table's columns.
+        if let Some(projection) = &scan.projection {
+            let step = Step::Project {
+                exprs: projection
+                    .iter()
+                    .map(|&i| {
+                        Arc::new(datafusion::physical_expr::expressions::Column::new(
+                            full.field(i).name(),
+                            i,
+                        )) as Arc<dyn PhysicalExpr>
+                    })
+                    .collect(),
+                schema: Arc::new(full.project(projection)?),
+            };
+            let names: Vec<String> = projection
+                .iter()
+                .map(|&i| full.field(i).name().clone())
+                .collect();
+            top = self.add(
+                vec![top],
+                NodeKind::Step(step),
+                format!("Project: {}", names.join(", ")),
+            );
+        }
+        Ok(top)
+    }
+}
+
+/// The scan at the bottom of a plan of projections and filters over one stream.
+fn stateless_scan(plan: &LogicalPlan) -> Option<&datafusion::logical_expr::TableScan> {
+    match plan {
+        LogicalPlan::Projection(p) => stateless_scan(&p.input),
+        LogicalPlan::Filter(f) => stateless_scan(&f.input),
+        LogicalPlan::SubqueryAlias(a) => stateless_scan(&a.input),
+        LogicalPlan::TableScan(scan)
+            if !datafusion::datasource::source_as_provider(&scan.source)
+                .is_ok_and(|p| p.is::<SessionTable>()) =>
+        {
+            Some(scan)
+        }
+        _ => None,
+    }
+}
+
+fn partitions(stream: &Stream) -> String {
+    match stream.partitions().len() {
+        1 => "1 partition".into(),
+        n => format!("{n} partitions"),
+    }
+}
+
+/// Makes `agg` (grouped over a `SESSION(...)`) a session aggregate.
+fn attach_session(agg: &mut AggregatePlan, keys: Vec<String>, gap_ns: i64) -> Result<()> {
+    let groups = &agg.group_names;
+    let Some(window) = agg.window.as_mut() else {
+        return Err(refuse(
+            "SESSION windows run continuously as an aggregate: GROUP BY window_start, window_end (and the session's keys)",
+        ));
+    };
+    let position = |name: &str| groups.iter().position(|g| g == name);
+    let (Some(start_index), Some(end_index)) = (position("window_start"), position("window_end"))
+    else {
+        return Err(refuse(
+            "group a SESSION by both window_start and window_end: a session's start and end \
+             both move as events join it, so neither can be derived from the other",
+        ));
+    };
+    let key_indices = keys
+        .iter()
+        .map(|k| {
+            position(k).ok_or_else(|| {
+                refuse(format!(
+                    "sessions are kept per {k}, so group by {k} as well"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    window.session = Some(SessionWindow {
+        start_index,
+        end_index,
+        key_indices,
+        gap_ns,
+    });
+    Ok(())
 }

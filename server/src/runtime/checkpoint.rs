@@ -1,10 +1,14 @@
 //! Checkpoints of continuous queries in an object store (the data dir by default, or an
 //! S3-compatible bucket with `--storage s3://bucket/prefix`).
 //!
-//! Layout: `queries/{query id}/{epoch:020}/` holds one Arrow IPC file per operator with
-//! its open groups' partial-aggregate state (`op-{i}-state.arrow`) and, written
-//! **last**, `manifest.json` with the source offsets, the output stream's end offsets,
-//! each operator's event time and the chunks of the final rows it keeps. A checkpoint
+//! Layout: `queries/{query id}/{epoch:020}/` holds one Arrow IPC file per operator
+//! instance with its working state (`n{node}-op-{i}-state.arrow`) and, written
+//! **last**, `manifest.json` (version 2): per source stream its offsets and watermarks
+//! per partition, the output stream's end offsets, and per stateful node of the plan
+//! (by id) each instance's watermark and the chunks of the final rows it keeps. The
+//! state is opaque here: each operator reads back what it wrote. A version-1 manifest
+//! (one source, one list of operators: the plan had one stateful node) is still read,
+//! as [`Checkpoint::legacy`]; the runtime maps it onto the plan or refuses it. A checkpoint
 //! exists only once its manifest does, and the manifest names only files written before
 //! it, so a crash or a failed put mid-checkpoint leaves nothing a restart would use. The
 //! newest complete checkpoint wins; older ones are deleted once a newer one is complete
@@ -31,39 +35,42 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-/// Some of the final rows a view keeps, stored as one file; its name is unique within
-/// the query, and the same name always holds the same rows.
+pub use crate::operators::{ClosedChunk, OperatorState};
+
+/// Where the readers of one source stream stopped.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClosedChunk {
-    pub name: String,
-    pub batches: Vec<RecordBatch>,
+pub struct SourcePosition {
+    pub stream: String,
+    /// The next offset to read, per partition.
+    pub offsets: Vec<u64>,
+    /// Per partition, the largest event time read minus the stream's delay, in ns.
+    pub watermarks: Vec<Option<i64>>,
 }
 
-/// One operator's part of a checkpoint.
+/// The state of one stateful node: one entry per instance.
 #[derive(Debug, Clone, Default)]
-pub struct OperatorSnapshot {
-    /// Partial-aggregate state of open groups.
-    pub state: Vec<RecordBatch>,
-    /// Final rows a view keeps (closed windows, or the rows of a stateless view), in
-    /// order.
-    pub closed: Vec<ClosedChunk>,
-    /// Per source partition, the largest event time minus the delay, in ns.
-    pub partition_watermarks: Vec<Option<i64>>,
-    pub watermark: Option<i64>,
-    pub rows_in: u64,
+pub struct NodeState {
+    pub node: usize,
+    /// What the node computes (`aggregate`, `merge`): a checkpoint is not restored
+    /// into a node of another kind.
+    pub kind: String,
+    pub instances: Vec<OperatorState>,
 }
 
-/// A consistent cut of one query: everything below `source_offsets` is reflected in
+/// A consistent cut of one query: everything below the source offsets is reflected in
 /// the operators' state and in the output up to `output_offsets`, nothing after.
 #[derive(Debug, Clone, Default)]
 pub struct Checkpoint {
     pub epoch: u64,
-    pub source_offsets: Vec<u64>,
+    pub sources: Vec<SourcePosition>,
     /// End offset per partition of the derived stream the query writes (empty for views).
     pub output_offsets: Vec<u64>,
-    pub operators: Vec<OperatorSnapshot>,
+    pub nodes: Vec<NodeState>,
     /// The query's counters at the cut: rows in, rows out, late rows.
     pub counters: [u64; 3],
+    /// Read from a version-1 manifest: `sources` has one entry without a stream name
+    /// and `nodes` one without an id (the plan's only stateful node).
+    pub legacy: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,11 +79,33 @@ struct Manifest {
     query_id: u64,
     epoch: u64,
     created_at_ms: i64,
+    /// Version 1: the offsets of the one source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     source_offsets: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sources: Vec<SourceManifest>,
     output_offsets: Vec<u64>,
+    /// Version 1: the instances of the one stateful node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     operators: Vec<OperatorManifest>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    nodes: Vec<NodeManifest>,
     #[serde(default)]
     counters: [u64; 3],
+}
+
+#[derive(Serialize, Deserialize)]
+struct SourceManifest {
+    stream: String,
+    offsets: Vec<u64>,
+    watermarks: Vec<Option<i64>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NodeManifest {
+    node: usize,
+    kind: String,
+    instances: Vec<OperatorManifest>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,9 +117,21 @@ struct OperatorManifest {
     /// Chunk names under `closed/`, in order.
     #[serde(default)]
     closed_chunks: Vec<String>,
+    /// Version 1: the source partitions' watermarks as this operator saw them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     partition_watermarks: Vec<Option<i64>>,
     watermark: Option<i64>,
     rows_in: u64,
+}
+
+impl Manifest {
+    /// Every chunk the manifest names.
+    fn chunks(&self) -> impl Iterator<Item = &String> {
+        self.operators
+            .iter()
+            .chain(self.nodes.iter().flat_map(|n| &n.instances))
+            .flat_map(|op| &op.closed_chunks)
+    }
 }
 
 /// Where checkpoints live.
@@ -228,49 +269,65 @@ impl CheckpointStore {
     /// Writes `checkpoint`: the operator files, then the manifest.
     pub async fn save(&self, query_id: u64, checkpoint: &Checkpoint) -> Result<(), String> {
         let dir = Self::dir(query_id, checkpoint.epoch);
-        let mut operators = Vec::with_capacity(checkpoint.operators.len());
-        for (i, op) in checkpoint.operators.iter().enumerate() {
-            let put =
-                async |kind: &str, batches: &[RecordBatch]| -> Result<Option<String>, String> {
-                    if batches.iter().all(|b| b.num_rows() == 0) {
-                        return Ok(None);
+        let mut nodes = Vec::with_capacity(checkpoint.nodes.len());
+        for node in &checkpoint.nodes {
+            let mut instances = Vec::with_capacity(node.instances.len());
+            for (i, op) in node.instances.iter().enumerate() {
+                let state = match op.state.iter().all(|b| b.num_rows() == 0) {
+                    true => None,
+                    false => {
+                        let name = format!("n{}-op-{i}-state.arrow", node.node);
+                        self.put(&dir.clone().join(name.as_str()), encode(&op.state)?)
+                            .await?;
+                        Some(name)
                     }
-                    let name = format!("op-{i}-{kind}.arrow");
-                    let bytes = encode(batches)?;
-                    self.put(&dir.clone().join(name.as_str()), bytes).await?;
-                    Ok(Some(name))
                 };
-            let state = put("state", &op.state).await?;
-            let mut closed_chunks = Vec::with_capacity(op.closed.len());
-            for chunk in &op.closed {
-                if chunk.batches.iter().all(|b| b.num_rows() == 0) {
-                    continue;
+                let mut closed_chunks = Vec::with_capacity(op.closed.len());
+                for chunk in &op.closed {
+                    if chunk.batches.iter().all(|b| b.num_rows() == 0) {
+                        continue;
+                    }
+                    let path = Self::chunk(query_id, &chunk.name);
+                    if !self.written.lock().contains(&path) {
+                        self.put(&path, encode(&chunk.batches)?).await?;
+                        self.sync_local(&path).await?;
+                        self.written.lock().insert(path);
+                    }
+                    closed_chunks.push(chunk.name.clone());
                 }
-                let path = Self::chunk(query_id, &chunk.name);
-                if !self.written.lock().contains(&path) {
-                    self.put(&path, encode(&chunk.batches)?).await?;
-                    self.sync_local(&path).await?;
-                    self.written.lock().insert(path);
-                }
-                closed_chunks.push(chunk.name.clone());
+                instances.push(OperatorManifest {
+                    state,
+                    closed: None,
+                    closed_chunks,
+                    partition_watermarks: Vec::new(),
+                    watermark: op.watermark,
+                    rows_in: op.rows_in,
+                });
             }
-            operators.push(OperatorManifest {
-                state,
-                closed: None,
-                closed_chunks,
-                partition_watermarks: op.partition_watermarks.clone(),
-                watermark: op.watermark,
-                rows_in: op.rows_in,
+            nodes.push(NodeManifest {
+                node: node.node,
+                kind: node.kind.clone(),
+                instances,
             });
         }
         let manifest = Manifest {
-            version: 1,
+            version: 2,
             query_id,
             epoch: checkpoint.epoch,
             created_at_ms: chrono::Utc::now().timestamp_millis(),
-            source_offsets: checkpoint.source_offsets.clone(),
+            source_offsets: Vec::new(),
+            sources: checkpoint
+                .sources
+                .iter()
+                .map(|s| SourceManifest {
+                    stream: s.stream.clone(),
+                    offsets: s.offsets.clone(),
+                    watermarks: s.watermarks.clone(),
+                })
+                .collect(),
             output_offsets: checkpoint.output_offsets.clone(),
-            operators,
+            operators: Vec::new(),
+            nodes,
             counters: checkpoint.counters,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(err)?;
@@ -334,56 +391,117 @@ impl CheckpointStore {
             };
             let manifest: Manifest = serde_json::from_slice(&manifest)
                 .map_err(|e| format!("checkpoint {dir} has an unreadable manifest: {e}"))?;
-            let mut operators = Vec::with_capacity(manifest.operators.len());
-            for (i, op) in manifest.operators.into_iter().enumerate() {
-                let read = async |path: Path| -> Result<Vec<RecordBatch>, String> {
-                    let bytes = self
-                        .store
-                        .get(&path)
-                        .await
-                        .map_err(|e| {
-                            format!("checkpoint {dir} names {path}, which cannot be read: {e}")
-                        })?
-                        .bytes()
-                        .await
-                        .map_err(err)?;
-                    decode(&bytes)
+            if manifest.version > 2 {
+                return Err(format!(
+                    "checkpoint {dir} was written by a newer version of Weir (manifest version {}); \
+                     run that version, or drop and re-create the query",
+                    manifest.version
+                ));
+            }
+            let read = async |path: Path| -> Result<Vec<RecordBatch>, String> {
+                let bytes = self
+                    .store
+                    .get(&path)
+                    .await
+                    .map_err(|e| {
+                        format!("checkpoint {dir} names {path}, which cannot be read: {e}")
+                    })?
+                    .bytes()
+                    .await
+                    .map_err(err)?;
+                decode(&bytes)
+            };
+            let read_instance =
+                async |i: usize, op: OperatorManifest| -> Result<OperatorState, String> {
+                    let state = match &op.state {
+                        Some(name) => read(dir.clone().join(name.as_str())).await?,
+                        None => Vec::new(),
+                    };
+                    let mut closed = Vec::with_capacity(op.closed_chunks.len() + 1);
+                    if let Some(name) = &op.closed {
+                        // Written before chunks: one file in the epoch's directory, stored
+                        // as a chunk by the next checkpoint.
+                        closed.push(ClosedChunk {
+                            name: format!("op{i}-e{epoch}-whole"),
+                            batches: read(dir.clone().join(name.as_str())).await?,
+                        });
+                    }
+                    for name in &op.closed_chunks {
+                        let path = Self::chunk(query_id, name);
+                        closed.push(ClosedChunk {
+                            name: name.clone(),
+                            batches: read(path.clone()).await?,
+                        });
+                        self.written.lock().insert(path);
+                    }
+                    Ok(OperatorState {
+                        state,
+                        closed,
+                        watermark: op.watermark,
+                        rows_in: op.rows_in,
+                    })
                 };
-                let state = match &op.state {
-                    Some(name) => read(dir.clone().join(name.as_str())).await?,
-                    None => Vec::new(),
-                };
-                let mut closed = Vec::with_capacity(op.closed_chunks.len() + 1);
-                if let Some(name) = &op.closed {
-                    // Written before chunks: one file in the epoch's directory, stored
-                    // as a chunk by the next checkpoint.
-                    closed.push(ClosedChunk {
-                        name: format!("op{i}-e{epoch}-whole"),
-                        batches: read(dir.clone().join(name.as_str())).await?,
-                    });
+            if manifest.version < 2 {
+                // One source and one stateful node; each operator saw every partition's
+                // event time: the source's watermarks are the furthest any saw.
+                let partitions = manifest.source_offsets.len();
+                let watermarks = (0..partitions)
+                    .map(|p| {
+                        manifest
+                            .operators
+                            .iter()
+                            .filter_map(|o| o.partition_watermarks.get(p).copied().flatten())
+                            .max()
+                    })
+                    .collect();
+                let mut instances = Vec::with_capacity(manifest.operators.len());
+                for (i, op) in manifest.operators.into_iter().enumerate() {
+                    instances.push(read_instance(i, op).await?);
                 }
-                for name in &op.closed_chunks {
-                    let path = Self::chunk(query_id, name);
-                    closed.push(ClosedChunk {
-                        name: name.clone(),
-                        batches: read(path.clone()).await?,
-                    });
-                    self.written.lock().insert(path);
+                return Ok(Some(Checkpoint {
+                    epoch: manifest.epoch,
+                    sources: vec![SourcePosition {
+                        stream: String::new(),
+                        offsets: manifest.source_offsets,
+                        watermarks,
+                    }],
+                    output_offsets: manifest.output_offsets,
+                    nodes: vec![NodeState {
+                        node: 0,
+                        kind: String::new(),
+                        instances,
+                    }],
+                    counters: manifest.counters,
+                    legacy: true,
+                }));
+            }
+            let mut nodes = Vec::with_capacity(manifest.nodes.len());
+            for node in manifest.nodes {
+                let mut instances = Vec::with_capacity(node.instances.len());
+                for (i, op) in node.instances.into_iter().enumerate() {
+                    instances.push(read_instance(i, op).await?);
                 }
-                operators.push(OperatorSnapshot {
-                    state,
-                    closed,
-                    partition_watermarks: op.partition_watermarks,
-                    watermark: op.watermark,
-                    rows_in: op.rows_in,
+                nodes.push(NodeState {
+                    node: node.node,
+                    kind: node.kind,
+                    instances,
                 });
             }
             return Ok(Some(Checkpoint {
                 epoch: manifest.epoch,
-                source_offsets: manifest.source_offsets,
+                sources: manifest
+                    .sources
+                    .into_iter()
+                    .map(|s| SourcePosition {
+                        stream: s.stream,
+                        offsets: s.offsets,
+                        watermarks: s.watermarks,
+                    })
+                    .collect(),
                 output_offsets: manifest.output_offsets,
-                operators,
+                nodes,
                 counters: manifest.counters,
+                legacy: false,
             }));
         }
         Ok(None)
@@ -404,9 +522,7 @@ impl CheckpointStore {
                     let bytes = found.bytes().await.map_err(err)?;
                     let manifest: Manifest = serde_json::from_slice(&bytes)
                         .map_err(|e| format!("checkpoint {dir} has an unreadable manifest: {e}"))?;
-                    for op in manifest.operators {
-                        named.extend(op.closed_chunks);
-                    }
+                    named.extend(manifest.chunks().cloned());
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(err(e)),
@@ -502,14 +618,23 @@ mod tests {
         for epoch in 1..=3 {
             let checkpoint = Checkpoint {
                 epoch,
-                source_offsets: vec![epoch * 10],
+                sources: vec![SourcePosition {
+                    stream: "bids".into(),
+                    offsets: vec![epoch * 10],
+                    watermarks: vec![Some(5)],
+                }],
                 output_offsets: vec![epoch],
-                operators: vec![OperatorSnapshot {
-                    state: vec![batch.clone()],
-                    watermark: Some(epoch as i64),
-                    ..Default::default()
+                nodes: vec![NodeState {
+                    node: 3,
+                    kind: "aggregate".into(),
+                    instances: vec![OperatorState {
+                        state: vec![batch.clone()],
+                        watermark: Some(epoch as i64),
+                        ..Default::default()
+                    }],
                 }],
                 counters: [epoch, 0, 0],
+                legacy: false,
             };
             store.save(7, &checkpoint).await.unwrap();
         }
@@ -523,8 +648,10 @@ mod tests {
         .unwrap();
         let latest = store.latest(7).await.unwrap().unwrap();
         assert_eq!(latest.epoch, 3);
-        assert_eq!(latest.source_offsets, vec![30]);
-        assert_eq!(latest.operators[0].state, vec![batch]);
+        assert_eq!(latest.sources[0].offsets, vec![30]);
+        assert_eq!(latest.sources[0].watermarks, vec![Some(5)]);
+        assert_eq!(latest.nodes[0].node, 3);
+        assert_eq!(latest.nodes[0].instances[0].state, vec![batch]);
         store.collect_garbage(7, 3).await.unwrap();
         assert_eq!(store.epochs(7).await.unwrap(), vec![4, 3]);
         assert!(store.latest(8).await.unwrap().is_none());
@@ -551,8 +678,11 @@ mod tests {
         let save = async |epoch: u64, closed: Vec<ClosedChunk>| {
             let checkpoint = Checkpoint {
                 epoch,
-                operators: vec![OperatorSnapshot {
-                    closed,
+                nodes: vec![NodeState {
+                    instances: vec![OperatorState {
+                        closed,
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -574,7 +704,7 @@ mod tests {
         assert_eq!(chunk_puts("b"), 1);
         let latest = store.latest(7).await.unwrap().unwrap();
         assert_eq!(
-            latest.operators[0].closed,
+            latest.nodes[0].instances[0].closed,
             vec![chunk("a", vec![1, 2]), chunk("b", vec![3])]
         );
         // The view forgot rows (retention): one new chunk; "a" and "b" are named by
@@ -588,7 +718,7 @@ mod tests {
         // A restarted process knows the restored chunks are stored.
         let again = CheckpointStore::local(dir.path()).unwrap();
         let restored = again.latest(7).await.unwrap().unwrap();
-        assert_eq!(restored.operators[0].closed.len(), 2);
+        assert_eq!(restored.nodes[0].instances[0].closed.len(), 2);
         assert!(
             again
                 .written
@@ -597,5 +727,31 @@ mod tests {
         );
         again.delete_query(7).await.unwrap();
         assert!(!dir.path().join("queries/7/closed").exists());
+    }
+
+    #[tokio::test]
+    async fn a_version_1_manifest_reads_as_one_source_and_one_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let epoch_dir = dir.path().join("queries/9/00000000000000000005");
+        std::fs::create_dir_all(&epoch_dir).unwrap();
+        std::fs::write(
+            epoch_dir.join("manifest.json"),
+            r#"{"version": 1, "query_id": 9, "epoch": 5, "created_at_ms": 0,
+                "source_offsets": [4, 6], "output_offsets": [2],
+                "operators": [
+                  {"state": null, "closed_chunks": [], "partition_watermarks": [10, null], "watermark": 10, "rows_in": 3},
+                  {"state": null, "closed_chunks": [], "partition_watermarks": [12, 7], "watermark": 7, "rows_in": 4}],
+                "counters": [10, 2, 0]}"#,
+        )
+        .unwrap();
+        let store = CheckpointStore::local(dir.path()).unwrap();
+        let c = store.latest(9).await.unwrap().unwrap();
+        assert!(c.legacy);
+        assert_eq!(c.sources[0].offsets, vec![4, 6]);
+        assert_eq!(c.sources[0].watermarks, vec![Some(12), Some(7)]);
+        assert_eq!(c.nodes.len(), 1);
+        assert_eq!(c.nodes[0].instances.len(), 2);
+        assert_eq!(c.nodes[0].instances[1].rows_in, 4);
+        assert_eq!(c.counters, [10, 2, 0]);
     }
 }

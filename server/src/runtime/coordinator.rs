@@ -6,21 +6,29 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Checkpointing, RunningQuery, Sink, Snapshot, checkpoint};
+use super::{Checkpointing, Result, RunningQuery, RuntimeError, Sink, Snapshot, checkpoint};
+use crate::operators::OperatorState;
 
 impl RunningQuery {
     /// Takes a checkpoint now and waits until it committed (FLUSH, shutdown). Queries
     /// without checkpoints return at once.
-    pub async fn checkpoint_now(&self) -> Result<(), String> {
+    pub async fn checkpoint_now(&self) -> Result<()> {
         let Some(c) = &self.checkpoints else {
             return Ok(());
         };
         let (done, wait) = oneshot::channel();
         if c.requests.send(done).await.is_err() {
-            return Err(format!("query {} is not running", self.def.name));
+            return Err(RuntimeError::Stopped(format!(
+                "query {} is not running",
+                self.def.name
+            )));
         }
-        wait.await
-            .map_err(|_| format!("query {} stopped before its checkpoint", self.def.name))?
+        wait.await.map_err(|_| {
+            RuntimeError::Stopped(format!(
+                "query {} stopped before its checkpoint",
+                self.def.name
+            ))
+        })?
     }
 
     /// The last committed checkpoint: (epoch, duration ms, unix ms when it committed).
@@ -29,15 +37,16 @@ impl RunningQuery {
     }
 
     /// The checkpoint coordinator: every interval (or when asked) it stops the readers
-    /// at a barrier, collects every operator's snapshot (taken when the barrier of
-    /// every partition reached it), lets the readers go on, then makes the output
+    /// at a barrier, collects every reader's position and every operator instance's
+    /// snapshot (taken when the barrier came on all its inputs), lets everyone go on,
+    /// then makes the output
     /// durable, writes the checkpoint (its manifest last), and only then makes the
     /// output readable (derived streams) or publishes the contents (views).
     pub(super) async fn coordinate(
         self: Arc<Self>,
-        mut requests: mpsc::Receiver<oneshot::Sender<Result<(), String>>>,
+        mut requests: mpsc::Receiver<oneshot::Sender<Result<()>>>,
         mut snapshots: mpsc::Receiver<Snapshot>,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         let c = self.checkpoints.as_ref().expect("a checkpointing query");
         let mut cancel = self.cancel.subscribe();
         let mut timer = tokio::time::interval(c.interval);
@@ -63,21 +72,47 @@ impl RunningQuery {
             let started = std::time::Instant::now();
             epoch += 1;
             c.barrier.send_replace(epoch);
-            let mut taken: Vec<Option<Snapshot>> =
-                (0..self.operators.len()).map(|_| None).collect();
-            while taken.iter().any(Option::is_none) {
+            let mut positions: Vec<Option<(u64, Option<i64>)>> = vec![None; self.readers.len()];
+            let mut states: Vec<
+                Vec<
+                    Option<(
+                        OperatorState,
+                        Option<Vec<datafusion::arrow::array::RecordBatch>>,
+                    )>,
+                >,
+            > = self
+                .nodes
+                .iter()
+                .map(|n| (0..n.parallelism).map(|_| None).collect())
+                .collect();
+            let missing = |p: &[Option<(u64, Option<i64>)>], s: &[Vec<Option<_>>]| {
+                p.iter().any(Option::is_none) || s.iter().flatten().any(Option::is_none)
+            };
+            while missing(&positions, &states) {
                 tokio::select! {
                     _ = cancel.changed() => return Ok(()),
-                    snapshot = snapshots.recv() => {
-                        let Some(snapshot) = snapshot else { return Ok(()) };
-                        if snapshot.epoch == epoch {
-                            let i = snapshot.operator;
-                            taken[i] = Some(snapshot);
+                    snapshot = snapshots.recv() => match snapshot {
+                        None => return Ok(()),
+                        Some(Snapshot::Reader { slot, epoch: e, offset, watermark }) if e == epoch => {
+                            positions[slot] = Some((offset, watermark));
                         }
+                        Some(Snapshot::Instance { node, instance, epoch: e, state, view }) if e == epoch => {
+                            states[node][instance] = Some((state, view));
+                        }
+                        Some(_) => {}
                     }
                 }
             }
-            let taken: Vec<Snapshot> = taken.into_iter().flatten().collect();
+            let positions: Vec<(u64, Option<i64>)> = positions.into_iter().flatten().collect();
+            let states: Vec<
+                Vec<(
+                    OperatorState,
+                    Option<Vec<datafusion::arrow::array::RecordBatch>>,
+                )>,
+            > = states
+                .into_iter()
+                .map(|n| n.into_iter().flatten().collect())
+                .collect();
             // Every output of the data before the barrier is appended; nothing after it
             // is until the readers go on.
             let output_offsets = match &self.sink {
@@ -89,9 +124,10 @@ impl RunningQuery {
                 m.rows_in.load(Ordering::Relaxed),
                 match &self.sink {
                     // A view's count is of the rows it publishes at this commit.
-                    Sink::View(_) => taken
+                    Sink::View(_) => states
                         .iter()
-                        .flat_map(|t| t.view.iter().flatten())
+                        .flatten()
+                        .flat_map(|(_, view)| view.iter().flatten())
                         .map(|b| b.num_rows() as u64)
                         .sum(),
                     _ => m.rows_out.load(Ordering::Relaxed),
@@ -100,17 +136,12 @@ impl RunningQuery {
             ];
             c.resumed.send_replace(epoch);
             let now = (
-                taken.first().map(|t| t.offsets.clone()).unwrap_or_default(),
+                positions.iter().map(|p| p.0).collect::<Vec<_>>(),
                 output_offsets.clone(),
-                taken
+                positions
                     .iter()
-                    .flat_map(|t| {
-                        t.state
-                            .partition_watermarks
-                            .iter()
-                            .copied()
-                            .chain([t.state.watermark])
-                    })
+                    .map(|p| p.1)
+                    .chain(states.iter().flatten().map(|(s, _)| s.watermark))
                     .collect::<Vec<_>>(),
             );
             if covered.as_ref() == Some(&now) {
@@ -119,6 +150,7 @@ impl RunningQuery {
                 }
                 continue;
             }
+            let taken = (positions, states);
             let result = self
                 .commit(c, epoch, &output_offsets, counters, taken)
                 .await;
@@ -151,49 +183,76 @@ impl RunningQuery {
     }
 
     /// Second half of a checkpoint: output durable, checkpoint written, then visible.
+    #[allow(clippy::type_complexity)]
     async fn commit(
         &self,
         c: &Checkpointing,
         epoch: u64,
         output_offsets: &[u64],
         counters: [u64; 3],
-        taken: Vec<Snapshot>,
-    ) -> Result<(), String> {
+        taken: (
+            Vec<(u64, Option<i64>)>,
+            Vec<
+                Vec<(
+                    OperatorState,
+                    Option<Vec<datafusion::arrow::array::RecordBatch>>,
+                )>,
+            >,
+        ),
+    ) -> Result<()> {
         if let Sink::Stream(stream) = &self.sink {
             let (stream, ends) = (stream.clone(), output_offsets.to_vec());
-            tokio::task::spawn_blocking(move || stream.sync_to(&ends))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            tokio::task::spawn_blocking(move || stream.sync_to(&ends)).await??;
         }
+        let (positions, states) = taken;
+        let sources = self
+            .sources
+            .iter()
+            .map(|s| {
+                let slots = &positions[s.first..s.first + s.stream.partitions().len()];
+                checkpoint::SourcePosition {
+                    stream: s.stream.name().to_string(),
+                    offsets: slots.iter().map(|p| p.0).collect(),
+                    watermarks: slots.iter().map(|p| p.1).collect(),
+                }
+            })
+            .collect();
         let mut views = Vec::new();
-        let mut operators = Vec::new();
-        let source_offsets = taken.first().map(|s| s.offsets.clone()).unwrap_or_default();
-        for snapshot in taken {
-            views.push((snapshot.operator, snapshot.view));
-            operators.push(snapshot.state);
+        let mut nodes = Vec::new();
+        for (node, instances) in self.nodes.iter().zip(states) {
+            let mut states = Vec::with_capacity(instances.len());
+            for (k, (state, view)) in instances.into_iter().enumerate() {
+                if let Some(view) = view {
+                    views.push((k, view));
+                }
+                states.push(state);
+            }
+            nodes.push(checkpoint::NodeState {
+                node: node.id,
+                kind: super::node_kind(&node.node).into(),
+                instances: states,
+            });
         }
         let checkpoint = checkpoint::Checkpoint {
             epoch,
-            source_offsets,
+            sources,
             output_offsets: output_offsets.to_vec(),
-            operators,
+            nodes,
             counters,
+            legacy: false,
         };
-        c.store.save(self.def.id, &checkpoint).await?;
+        c.store
+            .save(self.def.id, &checkpoint)
+            .await
+            .map_err(RuntimeError::Storage)?;
         match &self.sink {
             Sink::Stream(stream) => {
                 let (stream, ends) = (stream.clone(), output_offsets.to_vec());
-                tokio::task::spawn_blocking(move || stream.commit_exact(&ends))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                tokio::task::spawn_blocking(move || stream.commit_exact(&ends)).await??;
             }
             Sink::View(state) => {
-                for (operator, view) in views {
-                    if let Some(view) = view {
-                        state.replace(operator, view)?;
-                    }
+                for (instance, view) in views {
+                    state.replace(instance, view)?;
                 }
                 self.metrics
                     .rows_out

@@ -1,54 +1,70 @@
-//! The runtime: runs continuous queries. Each query has one reader task per source
-//! partition and one or more operator tasks (`WITH (parallelism = N)`). A reader reads
-//! its partition from its next offset up to the committed offset, in bounded chunks,
-//! runs the plan's stateless steps on each batch, and sends the result over a small
-//! channel; then it waits for the log's next commit (a watch channel: no polling
-//! delay). With several operators the reader is also the hash exchange: it splits each
-//! batch by a hash of the aggregate's group keys, so every group lives in exactly one
-//! operator, and tells every operator the batch's event time and offsets (even when it
-//! got no rows of it), so all of them follow the same watermarks. An operator takes
-//! chunks in arrival order, keeps its groups' state (see [`operator`]), hands results
-//! to the sink and records progress.
+//! The runtime: runs continuous queries as the graph the planner made
+//! ([`ContinuousPlan`]), without knowing what any operator computes.
 //!
-//! Backpressure: the channel holds a few chunks, so a slow operator or sink blocks the
-//! readers and memory stays bounded. Progress (the next unprocessed offset per
-//! partition, moved only after the sink took the result) is what `FLUSH` waits on.
+//! Tasks: one reader per (source stream, partition) and one task per instance of each
+//! stateful node (`WITH (parallelism = N)` for aggregates; a merge has one). A reader
+//! reads its partition from its next offset up to the committed offset, in bounded
+//! chunks, runs the stateless steps of each edge leaving its stream on each batch, and
+//! sends the rows to the instance their keys hash to (the exchange). An instance runs
+//! its operator and does the same with its output: through the steps of its out-edges
+//! to the next node, or, for the last node, to the sink.
+//!
+//! Every edge carries, in order: rows, event time ([`InputTime`]: a watermark, unknown,
+//! or idle), progress (the source offsets everything before it covers) and checkpoint
+//! barriers. A reader's watermark is the largest event time it has read minus the
+//! stream's delay; it is idle once it has read everything in its log and had no new
+//! rows for the stream's `idle_timeout` (processing time, from the engine's clock;
+//! re-checked on a timer and when FLUSH asks). An instance's watermark is the minimum
+//! over its inputs that are not idle (held while any is unknown), and never moves back;
+//! it forwards it after the output it caused. Channels hold a few chunks, so a slow
+//! operator or sink blocks what feeds it and memory stays bounded.
+//!
+//! Progress: the last node's instances record, per source partition, the offset
+//! everything before which has reached the sink; `FLUSH` waits on it.
 //!
 //! Exactly once: a coordinator task per query (views and derived streams; push queries
 //! have none) takes aligned checkpoints. It raises a barrier epoch; each reader sends
-//! the barrier with its offset to every operator after its current chunk and waits;
-//! each operator, once it has every partition's barrier, snapshots its state and waits
-//! too; then everyone goes on while the coordinator fsyncs the output written before
-//! the barrier, writes the checkpoint ([`checkpoint`], manifest last) and only then
-//! makes the output readable (a derived stream's committed offsets) or publishes a
-//! view. A restart restores the newest checkpoint and cuts the output back to it.
+//! the barrier on every edge after its current chunk, reports its offset and watermark,
+//! and waits; each instance, once the barrier came on every input, hands on what is
+//! due, snapshots its operator, forwards the barrier and waits too; then everyone goes
+//! on while the coordinator fsyncs the output written before the barrier, writes the
+//! checkpoint ([`checkpoint`], manifest last) and only then makes the output readable
+//! (a derived stream's committed offsets) or publishes a view. A restart restores the
+//! newest checkpoint and cuts the output back to it.
 
 pub mod checkpoint;
 mod coordinator;
-mod groups;
-mod operator;
+mod error;
+mod instance;
 mod progress;
+mod reader;
 mod sink;
 
-pub use operator::OP_COLUMN;
+pub use crate::operators::aggregate::OP_COLUMN;
+pub use error::{Result, RuntimeError, datafusion_message};
 pub use sink::{Sink, ViewState};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{take, take_record_batch};
+use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::physical_expr::PhysicalExpr;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::catalog::QueryDef;
 use crate::clock::Clock;
-use crate::log::{LogBatch, PartitionLog};
-use crate::planner::ContinuousPlan;
-use crate::stream::metadata_column;
-use operator::Prepared;
+use crate::operators::{Figures, Input, OperatorState};
+use crate::planner::{ContinuousPlan, NodeId, NodeKind, StatefulKind, StatefulNode, Step};
+use crate::stream::Stream;
 
-/// Rows read per step of a partition task (bounds memory per query).
+/// Rows read per step of a reader (bounds memory per query).
 const CHUNK_ROWS: u64 = 64 * 1024;
+
+/// Chunks of messages an edge holds before its sender waits (backpressure).
+const EDGE_CAPACITY: usize = 4;
 
 /// A query's live figures.
 #[derive(Debug, Default)]
@@ -58,8 +74,6 @@ pub struct QueryMetrics {
     pub batches: AtomicU64,
     /// Rows dropped because all their windows had closed.
     pub late_rows: AtomicU64,
-    /// Rows that reached the aggregate (after the stateless steps).
-    pub aggregate_rows_in: AtomicU64,
     /// Input rows retention deleted before this query read them.
     pub input_lost_rows: AtomicU64,
     /// (when, rows_in) of the last rate sample, and the rate then.
@@ -89,44 +103,55 @@ impl QueryMetrics {
     }
 }
 
-/// What an operator task last reported about itself, for the queries API and the
-/// console's "why no output yet?".
-#[derive(Debug, Clone, Default)]
-pub struct OperatorReport {
-    /// Per source partition: its watermark (ns) and whether it counts as idle.
-    pub partitions: Vec<(Option<i64>, bool)>,
-    pub state_rows: u64,
-    pub state_bytes: u64,
-    /// Open windows, earliest end first (at most 20): (window end ns, groups).
-    pub open_windows: Vec<(i64, u64)>,
+/// The event time an input reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputTime {
+    /// Not known yet (no rows read with event time): holds the watermark.
+    Unknown,
+    /// Everything read and quiet for the idle timeout: left out of the minimum.
+    Idle,
+    At(i64),
 }
 
-/// What travels on the edge from a reader to an operator: the rows of one chunk of a
-/// partition meant for this operator, with the event time they carried; or a
-/// checkpoint barrier: the reader stopped at `offset` for checkpoint `epoch`.
+/// What travels on an edge, in chunks (`Vec<Message>`): one sender's messages in order.
+// Most messages are rows; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Message {
-    Chunk {
-        partition: usize,
-        /// Offset after the chunk's last row.
-        end: u64,
-        batches: Vec<Prepared>,
+    Rows {
+        port: usize,
+        rows: Input,
+    },
+    Time {
+        sender: usize,
+        time: InputTime,
+    },
+    /// Per source partition (the query's partition slots), the offset everything
+    /// before which the sender has handed on.
+    Progress {
+        sender: usize,
+        frontier: Arc<Vec<u64>>,
     },
     Barrier {
-        partition: usize,
         epoch: u64,
-        offset: u64,
     },
 }
 
-/// An operator's part of a checkpoint, sent to the query's coordinator.
-struct Snapshot {
-    operator: usize,
-    epoch: u64,
-    /// Where the readers stopped, per source partition.
-    offsets: Vec<u64>,
-    state: checkpoint::OperatorSnapshot,
-    /// A view's contents at the barrier, published when the checkpoint commits.
-    view: Option<Vec<RecordBatch>>,
+/// A part of a checkpoint, sent to the query's coordinator.
+enum Snapshot {
+    Reader {
+        slot: usize,
+        epoch: u64,
+        offset: u64,
+        watermark: Option<i64>,
+    },
+    Instance {
+        node: usize,
+        instance: usize,
+        epoch: u64,
+        state: OperatorState,
+        /// A view's contents at the barrier, published when the checkpoint commits.
+        view: Option<Vec<RecordBatch>>,
+    },
 }
 
 /// The checkpointing of a catalog query (push queries have none).
@@ -138,7 +163,7 @@ struct Checkpointing {
     /// The epoch whose snapshots are taken: readers and operators go on.
     resumed: watch::Sender<u64>,
     /// Ask for a checkpoint now; answered once one taken after the request committed.
-    requests: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
+    requests: mpsc::Sender<oneshot::Sender<Result<()>>>,
     /// Last committed checkpoint: (epoch, milliseconds it took, when, unix ms).
     last: Mutex<Option<(u64, u64, i64)>>,
 }
@@ -150,14 +175,52 @@ pub struct Start {
     pub interval: std::time::Duration,
 }
 
-/// One operator task's handles.
-struct OperatorSlot {
-    /// Next unprocessed offset per source partition.
-    progress: Vec<AtomicU64>,
-    /// Asks the operator to re-check idleness now; answered once done (FLUSH).
+/// An input stream of the query and where its partitions are among the slots.
+pub struct SourceSlots {
+    pub stream: Arc<Stream>,
+    /// The slot of its partition 0; partition p is slot `first + p`.
+    pub first: usize,
+}
+
+/// A reader's handles.
+struct ReaderSlot {
+    source: usize,
+    partition: usize,
+    /// Asks the reader to re-check idleness now; answered once it sent the result (FLUSH).
     ticks: mpsc::Sender<oneshot::Sender<()>>,
-    state_rows: AtomicU64,
-    report: Mutex<OperatorReport>,
+    /// Its watermark and whether it is idle, for the queries API.
+    report: Mutex<(Option<i64>, bool)>,
+    /// Rows it read.
+    rows: AtomicU64,
+}
+
+/// A stateful node as the runtime runs it.
+struct NodeRun {
+    id: NodeId,
+    node: StatefulNode,
+    parallelism: usize,
+    /// Senders into each instance: one per upstream reader or instance per edge.
+    senders: usize,
+    instances: Vec<InstanceSlot>,
+}
+
+struct InstanceSlot {
+    figures: Mutex<Figures>,
+    /// The last node's instances: the source offsets whose rows reached the sink.
+    progress: Mutex<Vec<u64>>,
+}
+
+/// How rows leave a reader or an instance along one edge.
+#[derive(Clone)]
+struct Route {
+    /// Sources: the scan's columns of the table batch.
+    projection: Option<Vec<usize>>,
+    steps: Vec<Step>,
+    port: usize,
+    /// The sender id of this route's first sender (reader of partition 0, instance 0).
+    sender_base: usize,
+    keys: Option<Vec<Arc<dyn PhysicalExpr>>>,
+    targets: Vec<mpsc::Sender<Vec<Message>>>,
 }
 
 /// A continuous query that is running (or failed).
@@ -166,21 +229,25 @@ pub struct RunningQuery {
     pub plan: Arc<ContinuousPlan>,
     pub sink: Sink,
     pub metrics: QueryMetrics,
-    /// The query's watermark in nanoseconds (i64::MIN until known).
-    pub watermark_ns: AtomicI64,
     /// When this run of the query started (rates).
     pub started: std::time::Instant,
     /// The engine clock's time when this run started: partitions count as active since.
     started_ms: i64,
-    /// Operators that have restored their state (and published a view's contents).
+    clock: Arc<dyn Clock>,
+    sources: Vec<SourceSlots>,
+    readers: Vec<ReaderSlot>,
+    /// Stateful nodes, inputs first; the last one feeds the sink.
+    nodes: Vec<NodeRun>,
+    /// Steps between the last node and the sink.
+    sink_steps: Vec<Step>,
+    /// Instances that have restored their state (and published a view's contents).
     restored: watch::Sender<usize>,
-    operators: Vec<OperatorSlot>,
     progressed: watch::Sender<()>,
-    error: Mutex<Option<String>>,
+    error: Mutex<Option<RuntimeError>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     checkpoints: Option<Checkpointing>,
-    /// The late-data stream, and where its routing progress is kept (per operator).
-    late: Option<(Arc<crate::stream::Stream>, std::path::PathBuf)>,
+    /// The late-data stream, and where its routing progress is kept (per instance).
+    late: Option<(Arc<Stream>, std::path::PathBuf)>,
     /// Set to stop the tasks between steps (graceful shutdown).
     cancel: watch::Sender<bool>,
 }
@@ -199,6 +266,16 @@ impl Drop for RunningQuery {
     }
 }
 
+/// What a restored checkpoint gives each task.
+struct Restored {
+    epoch: u64,
+    counters: [u64; 3],
+    /// Per slot: next offset and watermark.
+    positions: Vec<(u64, Option<i64>)>,
+    /// Per node (in `nodes` order), per instance.
+    states: Vec<Vec<Option<OperatorState>>>,
+}
+
 impl RunningQuery {
     /// Starts `plan` into `sink`: from `start.restored` (a checkpoint: state, event time
     /// and source offsets) or from the query's start offsets with empty state. With a
@@ -210,41 +287,53 @@ impl RunningQuery {
         sink: Sink,
         start: Start,
         clock: Arc<dyn Clock>,
-        late: Option<(Arc<crate::stream::Stream>, std::path::PathBuf)>,
-    ) -> std::io::Result<Arc<RunningQuery>> {
-        let partitions = plan.source.partitions().len();
-        let stateful = plan.aggregate.is_some();
-        let parallelism = if stateful { def.parallelism.max(1) } else { 1 };
-        let floor = def
-            .start_offsets
-            .clone()
-            .unwrap_or_else(|| vec![0; partitions]);
-        let from: Vec<u64> = match &start.restored {
-            Some(c) if c.source_offsets.len() == partitions => c.source_offsets.clone(),
-            _ => floor,
-        };
-        let restored_epoch = start.restored.as_ref().map_or(0, |c| c.epoch);
-        let counters = start.restored.as_ref().map_or([0; 3], |c| c.counters);
-        let mut snapshots: Vec<Option<checkpoint::OperatorSnapshot>> = match start.restored {
-            Some(c) if c.operators.len() == parallelism => {
-                c.operators.into_iter().map(Some).collect()
-            }
-            _ => (0..parallelism).map(|_| None).collect(),
-        };
-        let (progressed, _) = watch::channel(());
-        let mut operator_inputs = Vec::new();
-        let mut operators = Vec::new();
-        for _ in 0..parallelism {
-            let (tx, rx) = mpsc::channel::<Message>(4);
-            let (ticks, tick_rx) = mpsc::channel(4);
-            operators.push(OperatorSlot {
-                progress: from.iter().map(|&o| AtomicU64::new(o)).collect(),
-                ticks,
-                state_rows: AtomicU64::new(0),
-                report: Mutex::new(OperatorReport::default()),
+        late: Option<(Arc<Stream>, std::path::PathBuf)>,
+    ) -> Result<Arc<RunningQuery>> {
+        let mut sources = Vec::new();
+        let mut slots = 0;
+        for stream in plan.sources() {
+            let partitions = stream.partitions().len();
+            sources.push(SourceSlots {
+                stream,
+                first: slots,
             });
-            operator_inputs.push((tx, rx, tick_rx));
+            slots += partitions;
         }
+        let nodes: Vec<NodeRun> = plan
+            .stateful()
+            .map(|(id, node)| {
+                let parallelism = match node.kind {
+                    StatefulKind::Aggregate(_) if node.keys.is_some() => def.parallelism.max(1),
+                    _ => 1,
+                };
+                NodeRun {
+                    id,
+                    node: node.clone(),
+                    parallelism,
+                    senders: 0,
+                    instances: (0..parallelism)
+                        .map(|_| InstanceSlot {
+                            figures: Mutex::new(Figures::default()),
+                            progress: Mutex::new(Vec::new()),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let restored = Self::restore_plan(&def, &sources, &nodes, start.restored)?;
+        let floor: Vec<(u64, Option<i64>)> = sources
+            .iter()
+            .flat_map(|s| {
+                let offsets = def
+                    .start_offsets_of(s.stream.name())
+                    .filter(|o| o.len() == s.stream.partitions().len())
+                    .unwrap_or_else(|| vec![0; s.stream.partitions().len()]);
+                offsets.into_iter().map(|o| (o, None))
+            })
+            .collect();
+        let positions = restored.as_ref().map_or(floor, |r| r.positions.clone());
+        let start_frontier: Arc<Vec<u64>> = Arc::new(positions.iter().map(|p| p.0).collect());
+        let restored_epoch = restored.as_ref().map_or(0, |r| r.epoch);
         let (requests_tx, requests_rx) = mpsc::channel(16);
         let checkpoints = start.store.map(|store| Checkpointing {
             store,
@@ -254,57 +343,144 @@ impl RunningQuery {
             requests: requests_tx,
             last: Mutex::new(None),
         });
+        let sink_steps = plan
+            .edges_into(plan.sink().id)
+            .pop()
+            .map(|e| e.steps)
+            .unwrap_or_default();
+        let mut readers = Vec::new();
+        let mut reader_ticks = Vec::new();
+        for (s, source) in sources.iter().enumerate() {
+            for p in 0..source.stream.partitions().len() {
+                let (ticks, rx) = mpsc::channel(4);
+                readers.push(ReaderSlot {
+                    source: s,
+                    partition: p,
+                    ticks,
+                    report: Mutex::new((None, false)),
+                    rows: AtomicU64::new(0),
+                });
+                reader_ticks.push(rx);
+            }
+        }
+        // The edges into each node, their sender ids, and the instances' channels.
+        let mut nodes = nodes;
+        let mut inboxes = Vec::new();
+        let mut senders_of: Vec<Vec<mpsc::Sender<Vec<Message>>>> = Vec::new();
+        for node in &nodes {
+            let (txs, rxs): (Vec<_>, Vec<_>) = (0..node.parallelism)
+                .map(|_| mpsc::channel::<Vec<Message>>(EDGE_CAPACITY))
+                .unzip();
+            senders_of.push(txs);
+            inboxes.push(rxs);
+        }
+        let node_index = |id: NodeId| nodes.iter().position(|n| n.id == id);
+        // Routes out of each source (by index) and each node (by index).
+        let mut source_routes: Vec<Vec<Route>> = sources.iter().map(|_| Vec::new()).collect();
+        let mut node_routes: Vec<Vec<Route>> = nodes.iter().map(|_| Vec::new()).collect();
+        let mut senders_into = vec![0usize; nodes.len()];
+        for edge in plan.edges() {
+            let Some(to) = node_index(edge.to) else {
+                continue; // the sink's edge: the last node writes it
+            };
+            let sender_base = senders_into[to];
+            let mut route = Route {
+                projection: None,
+                steps: edge.steps.clone(),
+                port: edge.port,
+                sender_base,
+                keys: match nodes[to].parallelism {
+                    1 => None,
+                    _ => nodes[to].node.keys.clone(),
+                },
+                targets: senders_of[to].clone(),
+            };
+            match &plan.nodes[edge.from].kind {
+                NodeKind::Source { stream, projection } => {
+                    let s = sources
+                        .iter()
+                        .position(|s| s.stream.name() == stream.name())
+                        .expect("every source stream has slots");
+                    route.projection = Some(projection.clone());
+                    senders_into[to] += stream.partitions().len();
+                    source_routes[s].push(route);
+                }
+                NodeKind::Stateful(_) => {
+                    let from = node_index(edge.from).expect("a stateful node");
+                    senders_into[to] += nodes[from].parallelism;
+                    node_routes[from].push(route);
+                }
+                _ => unreachable!("edges start at sources and stateful nodes"),
+            }
+        }
+        for (node, senders) in nodes.iter_mut().zip(&senders_into) {
+            node.senders = *senders;
+        }
         let query = Arc::new(RunningQuery {
             def,
             plan: Arc::new(plan),
             sink,
             metrics: QueryMetrics::default(),
-            watermark_ns: AtomicI64::new(i64::MIN),
             started: std::time::Instant::now(),
             started_ms: clock.now_ms(),
+            clock,
+            sources,
+            readers,
+            nodes,
+            sink_steps,
             restored: watch::channel(0).0,
-            operators,
-            progressed,
+            progressed: watch::channel(()).0,
             error: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             checkpoints,
             late,
             cancel: watch::channel(false).0,
         });
-        let [rows_in, rows_out, late] = counters;
+        let [rows_in, rows_out, late_rows] = restored.as_ref().map_or([0; 3], |r| r.counters);
         query.metrics.rows_in.store(rows_in, Ordering::Relaxed);
         query.metrics.rows_out.store(rows_out, Ordering::Relaxed);
-        query.metrics.late_rows.store(late, Ordering::Relaxed);
-        let senders: Vec<mpsc::Sender<Message>> = operator_inputs
-            .iter()
-            .map(|(tx, _, _)| tx.clone())
-            .collect();
-        let mut handles: Vec<_> = (0..partitions)
-            .map(|p| {
-                let (q, senders) = (query.clone(), senders.clone());
-                let from = from[p];
-                tokio::spawn(async move {
-                    if let Err(e) = q.clone().read_partition(p, from, senders).await {
-                        q.fail(format!("reading partition {p}: {e}"));
-                    }
-                })
-            })
-            .collect();
-        let (snapshot_tx, snapshot_rx) = mpsc::channel::<Snapshot>(parallelism.max(1));
-        for (i, (_, rx, tick_rx)) in operator_inputs.into_iter().enumerate() {
+        query.metrics.late_rows.store(late_rows, Ordering::Relaxed);
+        let instances: usize = query.nodes.iter().map(|n| n.parallelism).sum();
+        let (snapshot_tx, snapshot_rx) = mpsc::channel::<Snapshot>(instances + query.readers.len());
+        let mut handles = Vec::new();
+        for (slot, ticks) in reader_ticks.into_iter().enumerate() {
             let q = query.clone();
-            let (clock, from) = (clock.clone(), from.clone());
-            let restored = snapshots[i].take();
-            let snapshot_tx = snapshot_tx.clone();
+            let routes = source_routes[q.readers[slot].source].clone();
+            let position = positions[slot];
+            let snapshots = snapshot_tx.clone();
             handles.push(tokio::spawn(async move {
-                if let Err(e) = q
+                let result = q
                     .clone()
-                    .operate(i, rx, tick_rx, restored, clock, from, snapshot_tx)
-                    .await
-                {
-                    q.fail(e);
+                    .read(slot, position, routes, ticks, snapshots)
+                    .await;
+                if let Err(e) = result {
+                    let r = &q.readers[slot];
+                    let stream = q.sources[r.source].stream.name().to_string();
+                    q.fail(RuntimeError::Storage(format!(
+                        "reading {stream} partition {}: {e}",
+                        r.partition
+                    )));
                 }
             }));
+        }
+        let mut states = restored.map(|r| r.states);
+        for (n, rxs) in inboxes.into_iter().enumerate() {
+            for (k, rx) in rxs.into_iter().enumerate() {
+                let q = query.clone();
+                let routes = node_routes[n].clone();
+                let state = states.as_mut().and_then(|s| s[n][k].take());
+                let snapshots = snapshot_tx.clone();
+                let frontier = start_frontier.clone();
+                handles.push(tokio::spawn(async move {
+                    let result = q
+                        .clone()
+                        .operate(n, k, rx, routes, state, frontier, snapshots)
+                        .await;
+                    if let Err(e) = result {
+                        q.fail(e);
+                    }
+                }));
+            }
         }
         if query.checkpoints.is_some() {
             let q = query.clone();
@@ -318,17 +494,101 @@ impl RunningQuery {
         Ok(query)
     }
 
-    /// Waits until every operator has restored its checkpointed state (a view then
+    /// Maps a checkpoint onto this plan: source positions by stream name, operator
+    /// states by node id (a version-1 checkpoint: its one source and one node). A
+    /// checkpoint that does not fit is refused, never used in part.
+    fn restore_plan(
+        def: &QueryDef,
+        sources: &[SourceSlots],
+        nodes: &[NodeRun],
+        checkpoint: Option<checkpoint::Checkpoint>,
+    ) -> Result<Option<Restored>> {
+        let Some(mut c) = checkpoint else {
+            return Ok(None);
+        };
+        let refuse = |why: String| {
+            RuntimeError::Checkpoint(format!(
+                "the checkpoint of {} (epoch {}) does not fit its plan: {why}; drop and re-create \
+                 the query to start it afresh from its input",
+                def.name, c.epoch
+            ))
+        };
+        if c.legacy {
+            // Written when a plan had one source and one stateful node.
+            if sources.len() != 1 || nodes.len() != 1 {
+                return Err(refuse(format!(
+                    "it was written by an earlier version of Weir for a plan of one source and one \
+                     operator, and this version plans the query as {} source(s) and {} operator(s)",
+                    sources.len(),
+                    nodes.len()
+                )));
+            }
+            c.sources[0].stream = sources[0].stream.name().to_string();
+            c.nodes[0].node = nodes[0].id;
+            c.nodes[0].kind = node_kind(&nodes[0].node).into();
+        }
+        let mut positions = Vec::new();
+        for source in sources {
+            let partitions = source.stream.partitions().len();
+            let saved = c
+                .sources
+                .iter()
+                .find(|s| s.stream == source.stream.name())
+                .ok_or_else(|| refuse(format!("it has no offsets for {}", source.stream.name())))?;
+            if saved.offsets.len() != partitions {
+                return Err(refuse(format!(
+                    "it has offsets for {} partitions of {}, which has {partitions}",
+                    saved.offsets.len(),
+                    source.stream.name()
+                )));
+            }
+            for p in 0..partitions {
+                positions.push((saved.offsets[p], saved.watermarks.get(p).copied().flatten()));
+            }
+        }
+        let mut states = Vec::new();
+        for node in nodes {
+            let saved = c
+                .nodes
+                .iter_mut()
+                .find(|n| n.node == node.id)
+                .ok_or_else(|| refuse(format!("it has no state for operator [{}]", node.id)))?;
+            if saved.kind != node_kind(&node.node) || saved.instances.len() != node.parallelism {
+                return Err(refuse(format!(
+                    "operator [{}] was a {} of {} instance(s), and is now a {} of {}",
+                    node.id,
+                    saved.kind,
+                    saved.instances.len(),
+                    node_kind(&node.node),
+                    node.parallelism
+                )));
+            }
+            states.push(
+                std::mem::take(&mut saved.instances)
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+            );
+        }
+        Ok(Some(Restored {
+            epoch: c.epoch,
+            counters: c.counters,
+            positions,
+            states,
+        }))
+    }
+
+    /// Waits until every instance has restored its checkpointed state (a view then
     /// shows its restored contents), or the query failed.
-    pub async fn wait_restored(&self) -> Result<(), String> {
-        let operators = self.operators.len();
+    pub async fn wait_restored(&self) -> Result<()> {
+        let instances: usize = self.nodes.iter().map(|n| n.parallelism).sum();
         let mut restored = self.restored.subscribe();
         let mut progressed = self.progressed.subscribe();
         loop {
             if let Some(e) = &*self.error.lock() {
                 return Err(e.clone());
             }
-            if *restored.borrow_and_update() >= operators {
+            if *restored.borrow_and_update() >= instances {
                 return Ok(());
             }
             tokio::select! {
@@ -338,7 +598,7 @@ impl RunningQuery {
         }
     }
 
-    fn fail(&self, error: String) {
+    fn fail(&self, error: RuntimeError) {
         tracing::error!(query = %self.def.name, "continuous query failed: {error}");
         *self.error.lock() = Some(error);
         self.progressed.send_replace(());
@@ -376,58 +636,132 @@ impl RunningQuery {
         }
     }
 
-    /// Operator tasks of this query.
+    /// The input streams and their partition slots.
+    pub fn sources(&self) -> &[SourceSlots] {
+        &self.sources
+    }
+
+    /// Instances of the query's widest node.
     pub fn parallelism(&self) -> usize {
-        self.operators.len()
+        self.nodes.iter().map(|n| n.parallelism).max().unwrap_or(1)
     }
 
-    /// Groups held open in the operators' state.
-    pub fn state_rows(&self) -> u64 {
-        self.operators
+    /// The live figures of each stateful node (by node id), one entry per instance.
+    pub fn node_figures(&self) -> Vec<(NodeId, Vec<Figures>)> {
+        self.nodes
             .iter()
-            .map(|o| o.state_rows.load(Ordering::Relaxed))
-            .sum()
-    }
-
-    /// The operator tasks' last reports.
-    pub fn reports(&self) -> Vec<OperatorReport> {
-        self.operators
-            .iter()
-            .map(|o| o.report.lock().clone())
+            .map(|n| {
+                let figures = n
+                    .instances
+                    .iter()
+                    .map(|i| i.figures.lock().clone())
+                    .collect();
+                (n.id, figures)
+            })
             .collect()
     }
 
-    /// Per source partition, the next offset not yet processed by every operator.
-    pub fn progress(&self) -> Vec<u64> {
-        let partitions = self.plan.source.partitions().len();
-        (0..partitions)
-            .map(|p| {
-                self.operators
+    /// Rows held in the operators' state.
+    pub fn state_rows(&self) -> u64 {
+        self.all_figures().map(|f| f.state_rows).sum()
+    }
+
+    /// Bytes held in the operators' state.
+    pub fn state_bytes(&self) -> u64 {
+        self.all_figures().map(|f| f.state_bytes).sum()
+    }
+
+    /// Open windows of the last node, earliest end first (at most 20): (end ns, groups).
+    pub fn open_windows(&self) -> Vec<(i64, u64)> {
+        let mut open = std::collections::BTreeMap::<i64, u64>::new();
+        if let Some(last) = self.nodes.last() {
+            for instance in &last.instances {
+                for (end, groups) in &instance.figures.lock().open_windows {
+                    *open.entry(*end).or_default() += groups;
+                }
+            }
+        }
+        open.into_iter().take(20).collect()
+    }
+
+    /// The query's watermark: the last node's (the least over its instances).
+    pub fn watermark(&self) -> Option<i64> {
+        let last = self.nodes.last()?;
+        last.instances
+            .iter()
+            .map(|i| i.figures.lock().watermark)
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .min()
+    }
+
+    fn all_figures(&self) -> impl Iterator<Item = Figures> + '_ {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.instances.iter().map(|i| i.figures.lock().clone()))
+    }
+
+    /// Rows read per input stream (in `sources` order).
+    pub fn reader_rows(&self) -> Vec<u64> {
+        self.sources
+            .iter()
+            .enumerate()
+            .map(|(s, _)| {
+                self.readers
                     .iter()
-                    .map(|o| o.progress[p].load(Ordering::Acquire))
+                    .filter(|r| r.source == s)
+                    .map(|r| r.rows.load(Ordering::Relaxed))
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// Per partition slot: its reader's watermark and whether it is idle.
+    pub fn reader_reports(&self) -> Vec<(Option<i64>, bool)> {
+        self.readers.iter().map(|r| *r.report.lock()).collect()
+    }
+
+    /// Per partition slot (sources in order, their partitions in order), the next
+    /// offset whose rows have not all reached the sink.
+    pub fn progress(&self) -> Vec<u64> {
+        let last = self.nodes.last().expect("a plan has a stateful node");
+        let frontiers: Vec<Vec<u64>> = last
+            .instances
+            .iter()
+            .map(|i| i.progress.lock().clone())
+            .collect();
+        (0..self.readers.len())
+            .map(|slot| {
+                frontiers
+                    .iter()
+                    .map(|f| f.get(slot).copied().unwrap_or(0))
                     .min()
                     .unwrap_or(0)
             })
             .collect()
     }
 
-    /// Has every operator re-check idleness against the clock now (FLUSH does, so
-    /// tests that move an injected clock see its effect deterministically).
+    /// Has every reader re-check idleness against the clock now and hand its event
+    /// time on (FLUSH does, so tests that move an injected clock see its effect
+    /// deterministically: the checkpoint FLUSH takes next comes after it on every edge).
     pub async fn tick(&self) {
-        for operator in &self.operators {
+        for reader in &self.readers {
             let (done, wait) = oneshot::channel();
-            if operator.ticks.send(done).await.is_ok() {
+            if reader.ticks.send(done).await.is_ok() {
                 let _ = wait.await;
             }
         }
     }
 
-    /// Waits until every partition has processed everything below `targets` (FLUSH).
-    pub async fn wait_for(&self, targets: &[u64]) -> Result<(), String> {
+    /// Waits until every partition slot has processed everything below `targets` (FLUSH).
+    pub async fn wait_for(&self, targets: &[u64]) -> Result<()> {
         let mut rx = self.progressed.subscribe();
         loop {
             if let Some(e) = &*self.error.lock() {
-                return Err(format!("query {} failed: {e}", self.def.name));
+                return Err(RuntimeError::Stopped(format!(
+                    "query {} failed: {e}",
+                    self.def.name
+                )));
             }
             if self
                 .progress()
@@ -438,433 +772,105 @@ impl RunningQuery {
                 return Ok(());
             }
             if rx.changed().await.is_err() {
-                return Err(format!("query {} stopped", self.def.name));
+                return Err(RuntimeError::Stopped(format!(
+                    "query {} stopped",
+                    self.def.name
+                )));
             }
         }
     }
 
-    /// Reader task: reads partition `p` from offset `next`, runs the stateless steps,
-    /// splits by group key for the operators, forever.
-    async fn read_partition(
-        self: Arc<Self>,
-        p: usize,
-        mut next: u64,
-        operators: Vec<mpsc::Sender<Message>>,
-    ) -> Result<(), String> {
-        let log: Arc<PartitionLog> = self.plan.source.partitions()[p].clone();
-        let mut commits = log.subscribe();
-        let mut cancel = self.cancel.subscribe();
-        let (mut barriers, mut resumed) = match &self.checkpoints {
-            Some(c) => (c.barrier.subscribe(), c.resumed.subscribe()),
-            None => (watch::channel(0).1, watch::channel(0).1),
-        };
-        // The last epoch every reader took part in: a barrier asked for before this task
-        // started still needs this partition's barrier.
-        let mut barrier_sent = *resumed.borrow();
-        let read_columns = Arc::new(ReadColumns::new(&self.plan, self.late.is_some()));
-        loop {
-            if *cancel.borrow() {
-                return Ok(());
-            }
-            // A checkpoint: tell every operator where this partition stopped, then wait
-            // until all snapshots are taken.
-            let wanted = *barriers.borrow_and_update();
-            if wanted > barrier_sent {
-                for tx in &operators {
-                    let barrier = Message::Barrier {
-                        partition: p,
-                        epoch: wanted,
-                        offset: next,
-                    };
-                    if tx.send(barrier).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                barrier_sent = wanted;
-                tokio::select! {
-                    done = resumed.wait_for(|e| *e >= wanted) => if done.is_err() { return Ok(()) },
-                    _ = cancel.changed() => return Ok(()),
-                }
-                continue;
-            }
-            let earliest = log.earliest_offset();
-            if next < earliest {
-                tracing::warn!(
-                    query = %self.def.name, partition = p, lost_rows = earliest - next,
-                    "retention deleted input this query had not read yet; continuing from offset {earliest}"
-                );
-                self.metrics
-                    .input_lost_rows
-                    .fetch_add(earliest - next, Ordering::Relaxed);
-                next = earliest;
-            }
-            let committed = log.committed_offset();
-            if next >= committed {
-                tokio::select! {
-                    changed = commits.changed() => {
-                        if changed.is_err() {
-                            return Ok(()); // the stream was dropped
-                        }
-                    }
-                    _ = barriers.changed() => {}
-                    _ = cancel.changed() => return Ok(()),
-                }
-                continue;
-            }
-            let to = committed.min(next + CHUNK_ROWS);
-            let reader = log.clone();
-            let read_columns = read_columns.clone();
-            let plan = self.plan.clone();
-            let parts = operators.len();
-            let prepared =
-                tokio::task::spawn_blocking(move || -> Result<Vec<Vec<Prepared>>, String> {
-                    let mut per_operator: Vec<Vec<Prepared>> =
-                        (0..parts).map(|_| Vec::new()).collect();
-                    for item in reader.scan(next, to, read_columns.decode.clone()) {
-                        let batch = item.map_err(|e| e.to_string())?;
-                        let table = read_columns
-                            .table_batch(p as u32, &batch)
-                            .map_err(|e| e.to_string())?;
-                        let prepared = operator::prepare(&plan, &table)
-                            .map_err(|e| crate::engine::datafusion_message(&e))?;
-                        for (i, part) in operator::split(&plan, prepared, parts)
-                            .map_err(|e| crate::engine::datafusion_message(&e))?
-                            .into_iter()
-                            .enumerate()
-                        {
-                            per_operator[i].push(part);
-                        }
-                    }
-                    Ok(per_operator)
-                })
-                .await
-                .map_err(|e| e.to_string())??;
-            let source_rows: usize = prepared[0].iter().map(|b| b.source_rows).sum();
-            self.metrics
-                .rows_in
-                .fetch_add(source_rows as u64, Ordering::Relaxed);
-            self.metrics
-                .batches
-                .fetch_add(prepared[0].len() as u64, Ordering::Relaxed);
-            for (tx, batches) in operators.iter().zip(prepared) {
-                if tx
-                    .send(Message::Chunk {
-                        partition: p,
-                        end: to,
-                        batches,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return Ok(()); // the operator stopped
-                }
-            }
-            next = to;
-        }
-    }
-
-    /// Operator task `index`: runs the plan's stateful part on each chunk and hands
-    /// results to the sink.
-    #[allow(clippy::too_many_arguments)]
-    async fn operate(
-        self: Arc<Self>,
-        index: usize,
-        mut rx: mpsc::Receiver<Message>,
-        mut ticks: mpsc::Receiver<oneshot::Sender<()>>,
-        restored: Option<checkpoint::OperatorSnapshot>,
-        clock: Arc<dyn Clock>,
-        start: Vec<u64>,
-        snapshots: mpsc::Sender<Snapshot>,
-    ) -> Result<(), String> {
-        let keeps_closed = matches!(self.sink, Sink::View(_));
-        // Late events already routed (before a restart) are not routed again.
-        let partitions = self.plan.source.partitions().len();
-        let late_store = match &self.late {
-            Some((_, dir)) => Some(
-                progress::ProgressStore::open(dir.join(index.to_string()), partitions)
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => None,
-        };
-        let mut late_floor = match &late_store {
-            Some(store) => store.load().map_err(|e| e.to_string())?,
-            None => Vec::new(),
-        };
-        let mut operator = operator::Operator::new(
-            self.plan.clone(),
-            keeps_closed,
-            self.def.emit_changes,
-            clock,
-            Some(self.started_ms),
-            &start,
-            self.def.retention_ms,
-        );
-        if let Some(snapshot) = restored {
-            operator
-                .restore(snapshot)
-                .await
-                .map_err(|e| crate::engine::datafusion_message(&e))?;
-            let open = operator
-                .state_batches()
-                .map_err(|e| crate::engine::datafusion_message(&e))?;
-            if let (Sink::View(state), Some(view)) = (
-                &self.sink,
-                operator
-                    .view_contents(&open)
-                    .await
-                    .map_err(|e| crate::engine::datafusion_message(&e))?,
-            ) {
-                state.replace(index, view)?;
-            }
-        }
-        self.restored.send_modify(|n| *n += 1);
-        let slot = &self.operators[index];
-        let mut cancel = self.cancel.subscribe();
-        let mut resumed = match &self.checkpoints {
-            Some(c) => c.resumed.subscribe(),
-            None => watch::channel(0).1,
-        };
-        // Barriers of the checkpoint under way: (epoch, offset per partition, partitions seen).
-        let mut barrier: Option<(u64, Vec<u64>, usize)> = None;
-        // Idleness is re-checked on this timer (and when FLUSH asks).
-        let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let (output, done, progressed) = tokio::select! {
-                _ = cancel.changed() => return Ok(()),
-                message = rx.recv() => match message {
-                    None => return Ok(()),
-                    Some(Message::Chunk { partition, end, batches }) => {
-                        let output = operator
-                            .process(partition, end, batches)
-                            .await
-                            .map_err(|e| crate::engine::datafusion_message(&e))?;
-                        (output, None, Some((partition, end)))
-                    }
-                    Some(Message::Barrier { partition, epoch, offset }) => {
-                        let (at, offsets, seen) = barrier
-                            .get_or_insert_with(|| (epoch, vec![0; partitions], 0));
-                        if *at != epoch {
-                            return Err(format!("checkpoint barriers out of order ({at} then {epoch})"));
-                        }
-                        offsets[partition] = offset;
-                        *seen += 1;
-                        if *seen == partitions {
-                            let (epoch, offsets, _) = barrier.take().expect("set above");
-                            let state = operator
-                                .snapshot(index, epoch)
-                                .map_err(|e| crate::engine::datafusion_message(&e))?;
-                            let view = operator
-                                .view_contents(&state.state)
-                                .await
-                                .map_err(|e| crate::engine::datafusion_message(&e))?;
-                            let snapshot = Snapshot {
-                                operator: index,
-                                epoch,
-                                offsets,
-                                state,
-                                view,
-                            };
-                            if snapshots.send(snapshot).await.is_err() {
-                                return Ok(());
-                            }
-                            // Nothing may change the state or the output until the
-                            // coordinator has every snapshot and read the output's end.
-                            tokio::select! {
-                                done = resumed.wait_for(|e| *e >= epoch) => if done.is_err() { return Ok(()) },
-                                _ = cancel.changed() => return Ok(()),
-                            }
-                        }
-                        continue;
-                    }
-                },
-                request = ticks.recv() => {
-                    let output = operator.tick().await.map_err(|e| crate::engine::datafusion_message(&e))?;
-                    (output, request, None)
-                }
-                _ = timer.tick() => {
-                    let output = operator.tick().await.map_err(|e| crate::engine::datafusion_message(&e))?;
-                    (output, None, None)
-                }
-            };
-            self.metrics
-                .late_rows
-                .fetch_add(output.late_rows, Ordering::Relaxed);
-            if let (Some((stream, _)), Some(store)) = (&self.late, &late_store)
-                && !output.late.is_empty()
-            {
-                self.route_late(stream, store, &mut late_floor, output.late)
-                    .await?;
-            }
-            let appended: usize = output.append.iter().map(|b| b.num_rows()).sum();
-            self.sink.write(output.append).await?;
-            if !keeps_closed {
-                self.metrics
-                    .rows_out
-                    .fetch_add(appended as u64, Ordering::Relaxed);
-            }
-            if let Some(w) = operator.watermark {
-                self.watermark_ns.fetch_max(w, Ordering::Relaxed);
-            }
-            slot.state_rows
-                .store(operator.state_rows() as u64, Ordering::Relaxed);
-            *slot.report.lock() = operator.report();
-            self.metrics
-                .aggregate_rows_in
-                .store(operator.rows_in, Ordering::Relaxed);
-            if let Some((p, end)) = progressed {
-                slot.progress[p].store(end, Ordering::Release);
-                self.progressed.send_replace(());
-            }
-            if let Some(done) = done {
-                let _ = done.send(());
-            }
-        }
-    }
-}
-
-impl RunningQuery {
-    /// Appends late events (source rows, table schema) to the late-data stream, skipping
-    /// those at offsets routed before, then records the new floor per partition.
-    async fn route_late(
-        &self,
-        stream: &Arc<crate::stream::Stream>,
-        store: &progress::ProgressStore,
-        floor: &mut [u64],
-        batches: Vec<RecordBatch>,
-    ) -> Result<(), String> {
-        use datafusion::arrow::array::{AsArray, BooleanArray};
-        use datafusion::arrow::datatypes::{Int32Type, Int64Type};
-        let schema = &self.plan.source.table_schema;
-        let p_col = schema.index_of("_partition").map_err(|e| e.to_string())?;
-        let o_col = schema.index_of("_offset").map_err(|e| e.to_string())?;
-        let user: Vec<usize> = (0..stream.schema.fields().len()).collect();
-        let mut rows = Vec::new();
-        let mut touched = Vec::new();
-        for batch in batches {
-            let partitions = batch.column(p_col).as_primitive::<Int32Type>().clone();
-            let offsets = batch.column(o_col).as_primitive::<Int64Type>().clone();
-            let keep: BooleanArray = (0..batch.num_rows())
-                .map(|i| Some(offsets.value(i) as u64 >= floor[partitions.value(i) as usize]))
-                .collect();
-            for i in 0..batch.num_rows() {
-                if keep.value(i) {
-                    let p = partitions.value(i) as usize;
-                    floor[p] = floor[p].max(offsets.value(i) as u64 + 1);
-                    touched.push(p);
-                }
-            }
-            let kept = datafusion::arrow::compute::filter_record_batch(&batch, &keep)
-                .map_err(|e| e.to_string())?;
-            let kept = kept.project(&user).map_err(|e| e.to_string())?;
-            rows.push(
-                RecordBatch::try_new(stream.schema.clone(), kept.columns().to_vec())
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        // Late events are committed at once (their floors keep them from repeating).
-        let late_stream = stream.clone();
-        tokio::task::spawn_blocking(move || {
-            let rows: Vec<_> = rows.into_iter().filter(|b| b.num_rows() > 0).collect();
-            if rows.is_empty() {
-                return Ok(());
-            }
-            let batch = datafusion::arrow::compute::concat_batches(&late_stream.schema, &rows)
-                .map_err(|e| e.to_string())?;
-            late_stream
-                .append(&batch)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        touched.sort_unstable();
-        touched.dedup();
-        let store = store.clone();
-        let saves: Vec<(usize, u64)> = touched.into_iter().map(|p| (p, floor[p])).collect();
-        tokio::task::spawn_blocking(move || {
-            saves.into_iter().try_for_each(|(p, o)| store.save(p, o))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-    }
-}
-
-/// A log batch with its metadata columns appended: the source's table schema.
-/// The columns of the source a query's readers decode from the log, and how they
-/// build the table-schema batches the plan runs on.
-///
-/// A reader decodes only the columns the plan reads (its scan projection and the event
-/// time), so a query over three columns of a wide stream does not decode (or validate
-/// the UTF-8 of) the others. The columns it skips are all-null arrays, in a copy of the
-/// table schema where they are nullable; a query that routes late events to a stream
-/// decodes every column, since the late rows are written as they arrived.
-struct ReadColumns {
-    /// User columns to decode, in order; `None`: all of them.
-    decode: Option<Vec<usize>>,
-    /// Which table-schema columns (user then metadata) are needed.
-    needed: Vec<bool>,
-    schema: datafusion::arrow::datatypes::SchemaRef,
-}
-
-impl ReadColumns {
-    fn new(plan: &ContinuousPlan, all: bool) -> Self {
-        use datafusion::arrow::datatypes::Schema;
-        let table = &plan.source.table_schema;
-        let user_columns = table.fields().len() - 3;
-        let event_time = plan
-            .source
-            .def
-            .watermark
-            .as_ref()
-            .and_then(|w| table.index_of(&w.column).ok());
-        let mut needed: Vec<bool> = (0..table.fields().len())
-            .map(|i| all || plan.scan_projection.contains(&i) || event_time == Some(i))
-            .collect();
-        if !needed[..user_columns].contains(&true) {
-            // Decode one column (the first) so a frame's rows are counted.
-            needed[0] = true;
-        }
-        let decode = (!all).then(|| (0..user_columns).filter(|&i| needed[i]).collect());
-        let fields: Vec<_> = table
-            .fields()
+    /// The committed end of every partition slot (what FLUSH waits for).
+    pub fn committed_offsets(&self) -> Vec<u64> {
+        self.sources
             .iter()
-            .zip(&needed)
-            .map(|(f, &needed)| match needed {
-                true => f.clone(),
-                false => Arc::new(f.as_ref().clone().with_nullable(true)),
-            })
-            .collect();
-        ReadColumns {
-            decode,
-            needed,
-            schema: Arc::new(Schema::new_with_metadata(fields, table.metadata().clone())),
-        }
+            .flat_map(|s| s.stream.partitions().iter().map(|p| p.committed_offset()))
+            .collect()
     }
+}
 
-    /// The table-schema batch of one log batch (read with `self.decode`).
-    fn table_batch(
+/// A node's kind as checkpoints name it.
+fn node_kind(node: &StatefulNode) -> &'static str {
+    match node.kind {
+        StatefulKind::Aggregate(_) => "aggregate",
+        StatefulKind::Merge => "merge",
+    }
+}
+
+/// The hash exchange: which of `parts` instances each row goes to, by a hash of `keys`
+/// evaluated on the batch (every group lives in exactly one instance).
+fn exchange(
+    keys: &[Arc<dyn PhysicalExpr>],
+    batch: &RecordBatch,
+    parts: usize,
+) -> Result<Vec<UInt32Array>> {
+    let keys = keys
+        .iter()
+        .map(|e| {
+            e.evaluate(batch)
+                .and_then(|v| v.into_array(batch.num_rows()))
+        })
+        .collect::<datafusion::common::Result<Vec<_>>>()?;
+    let mut hashes = vec![0u64; batch.num_rows()];
+    create_hashes(&keys, &RandomState::with_seed(0x4558_4348), &mut hashes)?;
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); parts];
+    for (row, hash) in hashes.iter().enumerate() {
+        rows[((*hash as u128 * parts as u128) >> 64) as usize].push(row as u32);
+    }
+    Ok(rows.into_iter().map(UInt32Array::from).collect())
+}
+
+impl Route {
+    /// Runs the route's steps on `batch` and splits the result over its targets:
+    /// per target, the rows it gets (`None`: none).
+    fn route(
         &self,
-        partition: u32,
-        batch: &LogBatch,
-    ) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
-        use datafusion::arrow::array::new_null_array;
-        let rows = batch.batch.num_rows();
-        let user_columns = self.needed.len() - 3;
-        let mut decoded = batch.batch.columns().iter();
-        let mut columns = Vec::with_capacity(self.needed.len());
-        for (i, field) in self.schema.fields().iter().enumerate() {
-            columns.push(match (self.needed[i], i < user_columns) {
-                (true, true) => decoded.next().cloned().ok_or_else(|| {
-                    datafusion::arrow::error::ArrowError::SchemaError(
-                        "the log returned fewer columns than asked".into(),
-                    )
-                })?,
-                (true, false) => metadata_column(i - user_columns, partition, batch),
-                (false, _) => new_null_array(field.data_type(), rows),
-            });
+        batch: RecordBatch,
+        source: Option<&RecordBatch>,
+    ) -> Result<Vec<Option<Input>>> {
+        let batch = match &self.projection {
+            Some(projection) => batch.project(projection)?,
+            None => batch,
+        };
+        let tracked = crate::operators::stateless::run_tracking(&self.steps, batch)?;
+        if tracked.batch.num_rows() == 0 {
+            return Ok((0..self.targets.len()).map(|_| None).collect());
         }
-        RecordBatch::try_new(self.schema.clone(), columns)
+        let input = Input {
+            batch: tracked.batch,
+            primary: tracked.primary,
+            source: source.map(|s| (s.clone(), tracked.origin)),
+        };
+        let Some(keys) = &self.keys else {
+            let mut parts: Vec<Option<Input>> = (0..self.targets.len()).map(|_| None).collect();
+            parts[0] = Some(input);
+            return Ok(parts);
+        };
+        exchange(keys, &input.batch, self.targets.len())?
+            .into_iter()
+            .map(|indices| {
+                if indices.is_empty() {
+                    return Ok(None);
+                }
+                let primary = match &input.primary {
+                    Some(p) => Some(take(p, &indices, None)?.as_boolean().clone()),
+                    None => None,
+                };
+                let source = match &input.source {
+                    Some((rows, origin)) => Some((
+                        rows.clone(),
+                        take(origin, &indices, None)?
+                            .as_primitive::<datafusion::arrow::datatypes::UInt32Type>()
+                            .clone(),
+                    )),
+                    None => None,
+                };
+                Ok(Some(Input {
+                    batch: take_record_batch(&input.batch, &indices)?,
+                    primary,
+                    source,
+                }))
+            })
+            .collect()
     }
 }

@@ -6,58 +6,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::SchemaRef;
-use parking_lot::RwLock;
 
 use crate::stream::Stream;
-
-/// The current rows of a materialized view.
-#[derive(Debug)]
-pub struct ViewState {
-    pub schema: SchemaRef,
-    /// Rows appended by a stateless query.
-    batches: RwLock<Vec<RecordBatch>>,
-    /// Contents replaced by each operator of an aggregating query (one slot each).
-    slots: RwLock<Vec<Vec<RecordBatch>>>,
-}
-
-impl ViewState {
-    pub fn new(schema: SchemaRef) -> Self {
-        ViewState {
-            schema,
-            batches: RwLock::new(Vec::new()),
-            slots: RwLock::new(Vec::new()),
-        }
-    }
-
-    /// A snapshot of the rows (cheap: batches are shared).
-    pub fn batches(&self) -> Vec<RecordBatch> {
-        let mut all = self.batches.read().clone();
-        all.extend(self.slots.read().iter().flatten().cloned());
-        all
-    }
-
-    /// Replaces the contents of one operator's slot (a view whose rows update).
-    pub fn replace(&self, slot: usize, batches: Vec<RecordBatch>) -> Result<(), String> {
-        let batches = batches
-            .into_iter()
-            .map(|b| {
-                RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut slots = self.slots.write();
-        if slots.len() <= slot {
-            slots.resize(slot + 1, Vec::new());
-        }
-        slots[slot] = batches;
-        Ok(())
-    }
-
-    pub fn rows(&self) -> usize {
-        self.batches().iter().map(|b| b.num_rows()).sum()
-    }
-}
+pub use crate::table::ViewState;
 
 #[derive(Debug, Clone)]
 pub enum Sink {
@@ -101,16 +52,7 @@ impl Sink {
                 }
                 Ok(())
             }
-            Sink::View(view) => {
-                let mut state = view.batches.write();
-                for batch in batches {
-                    state.push(
-                        RecordBatch::try_new(view.schema.clone(), batch.columns().to_vec())
-                            .map_err(|e| e.to_string())?,
-                    );
-                }
-                Ok(())
-            }
+            Sink::View(view) => view.append(batches),
         }
     }
 }

@@ -8,7 +8,7 @@ mod scan;
 mod sink;
 mod view;
 
-pub use view::ViewTable;
+pub use view::{ViewState, ViewTable};
 
 pub use scan::LogScanExec;
 
@@ -33,7 +33,7 @@ use crate::stream::Stream;
 pub type StreamRegistry = Arc<RwLock<BTreeMap<String, Arc<Stream>>>>;
 
 /// The materialized views by name, shared the same way.
-pub type ViewRegistry = Arc<RwLock<BTreeMap<String, Arc<crate::runtime::ViewState>>>>;
+pub type ViewRegistry = Arc<RwLock<BTreeMap<String, Arc<ViewState>>>>;
 
 /// A stream seen as a table. Cheap: made per planning lookup.
 #[derive(Debug)]
