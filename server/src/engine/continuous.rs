@@ -134,7 +134,8 @@ impl Engine {
         if let Some(late) = &def.late_data {
             if plan.sources().len() > 1 {
                 return Err(Error::Invalid(
-                    "late_data routes late events as their source rows, so it takes a query over                      one stream; this one reads several (count late rows with SHOW QUERIES instead)"
+                    "late_data routes late events as their source rows, so it takes a query over \
+                     one stream; this one reads several (count late rows with SHOW QUERIES instead)"
                         .into(),
                 ));
             }
@@ -448,14 +449,16 @@ impl Engine {
         let mut lines = vec![sink];
         lines.extend(plan.explain_lines().iter().map(|o| format!("  {o}")));
         for source in plan.sources() {
+            let of = match plan.sources().len() {
+                1 => String::new(),
+                _ => format!(" of {}", source.name()),
+            };
             lines.push(match &source.def.watermark {
                 Some(w) => format!(
-                    "  watermark: {} of {} - {} ms, min over partitions",
-                    w.column,
-                    source.name(),
-                    w.delay_ms
+                    "  watermark{of}: {} - {} ms, min over partitions",
+                    w.column, w.delay_ms
                 ),
-                None => format!("  watermark: none for {} (no event time)", source.name()),
+                None => format!("  watermark{of}: none (no event time)"),
             });
         }
         if plan.sources().len() > 1 || plan.stateful().count() > 1 {

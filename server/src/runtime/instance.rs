@@ -13,15 +13,25 @@ use super::{InputTime, Message, Result, Route, RunningQuery, RuntimeError, Sink,
 use crate::operators::{Emitted, Operator, OperatorState, Role, aggregate::with_op};
 
 /// The watermark of an instance's inputs: the minimum over those that are not idle,
-/// held (`None`) while any is unknown or every one is idle.
-fn combined(times: &[InputTime]) -> Option<i64> {
+/// held (`None`) while any is unknown or every one is idle. An idle reader whose log
+/// has rows past where it went idle counts again (see [`InputTime::Idle`]).
+fn combined(times: &[InputTime], logs: &[Option<Arc<crate::log::PartitionLog>>]) -> Option<i64> {
     let mut least: Option<i64> = None;
-    for time in times {
-        match time {
+    for (time, log) in times.iter().zip(logs) {
+        let at = match *time {
             InputTime::Unknown => return None,
-            InputTime::Idle => {}
-            InputTime::At(w) => least = Some(least.map_or(*w, |l| l.min(*w))),
-        }
+            InputTime::Idle { upto, watermark } => {
+                match log.as_ref().is_some_and(|l| l.latest_offset() > upto) {
+                    false => continue,
+                    true => match watermark {
+                        Some(w) => w,
+                        None => return None,
+                    },
+                }
+            }
+            InputTime::At(w) => w,
+        };
+        least = Some(least.map_or(at, |l| l.min(at)));
     }
     least
 }
@@ -104,7 +114,7 @@ impl RunningQuery {
                     Message::Rows { port, rows } => operator.process(port, rows).await?,
                     Message::Time { sender, time } => {
                         times[sender] = time;
-                        if let Some(w) = combined(&times)
+                        if let Some(w) = combined(&times, &node.sender_logs)
                             && watermark.is_none_or(|c| w > c)
                         {
                             watermark = Some(w);
@@ -139,8 +149,11 @@ impl RunningQuery {
                 return Ok(());
             }
             // Event time and progress follow the output they cover.
-            let time = match times.iter().all(|t| *t == InputTime::Idle) {
-                true => InputTime::Idle,
+            let time = match times.iter().all(|t| matches!(t, InputTime::Idle { .. })) {
+                true => InputTime::Idle {
+                    upto: u64::MAX,
+                    watermark,
+                },
                 false => watermark.map_or(InputTime::Unknown, InputTime::At),
             };
             let mut forward = Vec::new();

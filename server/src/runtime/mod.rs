@@ -108,8 +108,16 @@ impl QueryMetrics {
 enum InputTime {
     /// Not known yet (no rows read with event time): holds the watermark.
     Unknown,
-    /// Everything read and quiet for the idle timeout: left out of the minimum.
-    Idle,
+    /// Everything read (up to offset `upto` of its log) and quiet for the idle timeout,
+    /// or an empty log: left out of the minimum while its log holds nothing past
+    /// `upto`. A write spanning partitions appends to all of them before committing
+    /// any, so a receiver that sees rows written past `upto` counts the input at
+    /// `watermark` again before its reader has noticed (no race between neighbours).
+    /// Inputs from operators say `upto: u64::MAX`.
+    Idle {
+        upto: u64,
+        watermark: Option<i64>,
+    },
     At(i64),
 }
 
@@ -201,6 +209,8 @@ struct NodeRun {
     parallelism: usize,
     /// Senders into each instance: one per upstream reader or instance per edge.
     senders: usize,
+    /// Per sender: the partition log a reader reads (`None`: an operator instance).
+    sender_logs: Vec<Option<Arc<crate::log::PartitionLog>>>,
     instances: Vec<InstanceSlot>,
 }
 
@@ -311,6 +321,7 @@ impl RunningQuery {
                     node: node.clone(),
                     parallelism,
                     senders: 0,
+                    sender_logs: Vec::new(),
                     instances: (0..parallelism)
                         .map(|_| InstanceSlot {
                             figures: Mutex::new(Figures::default()),
@@ -379,6 +390,8 @@ impl RunningQuery {
         let mut source_routes: Vec<Vec<Route>> = sources.iter().map(|_| Vec::new()).collect();
         let mut node_routes: Vec<Vec<Route>> = nodes.iter().map(|_| Vec::new()).collect();
         let mut senders_into = vec![0usize; nodes.len()];
+        let mut sender_logs: Vec<Vec<Option<Arc<crate::log::PartitionLog>>>> =
+            nodes.iter().map(|_| Vec::new()).collect();
         for edge in plan.edges() {
             let Some(to) = node_index(edge.to) else {
                 continue; // the sink's edge: the last node writes it
@@ -403,18 +416,21 @@ impl RunningQuery {
                         .expect("every source stream has slots");
                     route.projection = Some(projection.clone());
                     senders_into[to] += stream.partitions().len();
+                    sender_logs[to].extend(stream.partitions().iter().cloned().map(Some));
                     source_routes[s].push(route);
                 }
                 NodeKind::Stateful(_) => {
                     let from = node_index(edge.from).expect("a stateful node");
                     senders_into[to] += nodes[from].parallelism;
+                    sender_logs[to].extend((0..nodes[from].parallelism).map(|_| None));
                     node_routes[from].push(route);
                 }
                 _ => unreachable!("edges start at sources and stateful nodes"),
             }
         }
-        for (node, senders) in nodes.iter_mut().zip(&senders_into) {
+        for ((node, senders), logs) in nodes.iter_mut().zip(&senders_into).zip(sender_logs) {
             node.senders = *senders;
+            node.sender_logs = logs;
         }
         let query = Arc::new(RunningQuery {
             def,

@@ -47,10 +47,16 @@ impl EventTime {
         // being committed already holds the watermark (no race with its neighbours).
         let written = log.latest_offset();
         if written <= log.earliest_offset() && self.watermark.is_none() {
-            return InputTime::Idle; // empty log
+            return InputTime::Idle {
+                upto: written,
+                watermark: None,
+            }; // empty log
         }
         if next >= written && now_ms - self.last_active_ms >= self.idle_timeout_ms {
-            return InputTime::Idle;
+            return InputTime::Idle {
+                upto: next,
+                watermark: self.watermark,
+            };
         }
         match self.watermark {
             None => InputTime::Unknown,
@@ -102,6 +108,20 @@ impl RunningQuery {
             .flat_map(|r| r.targets.iter().map(move |t| (r.sender_base + p, t)))
             .collect();
         let mut sent: Option<InputTime> = None;
+        // Where this partition starts: until a reader says, its slot holds the others'
+        // progress back (an empty partition never reads a chunk).
+        let mut frontier = vec![u64::MAX; self.readers.len()];
+        frontier[slot] = next;
+        let frontier = Arc::new(frontier);
+        for (sender, tx) in &targets {
+            let message = Message::Progress {
+                sender: *sender,
+                frontier: frontier.clone(),
+            };
+            if tx.send(vec![message]).await.is_err() {
+                return Ok(());
+            }
+        }
         let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -110,7 +130,7 @@ impl RunningQuery {
             }
             // Event time, including idleness, whenever it changed.
             let now = time.status(&log, next, self.clock.now_ms());
-            *reader.report.lock() = (time.watermark, now == InputTime::Idle);
+            *reader.report.lock() = (time.watermark, matches!(now, InputTime::Idle { .. }));
             if sent != Some(now) {
                 sent = Some(now);
                 for (sender, tx) in &targets {
@@ -191,7 +211,7 @@ impl RunningQuery {
                                     }
                                 }
                             }
-                            *reader.report.lock() = (time.watermark, now == InputTime::Idle);
+                            *reader.report.lock() = (time.watermark, matches!(now, InputTime::Idle { .. }));
                             let _ = done.send(());
                         }
                     }
@@ -240,7 +260,7 @@ impl RunningQuery {
                         }
                         rows += table.num_rows();
                         batches += 1;
-                        if last == Some(InputTime::Idle) {
+                        if matches!(last, Some(InputTime::Idle { .. })) {
                             // Rows again: the partition counts before they are judged.
                             let now = watermark.map_or(InputTime::Unknown, InputTime::At);
                             last = Some(now);

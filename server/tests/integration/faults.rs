@@ -111,7 +111,12 @@ fn check_manifests(dir: &std::path::Path) -> usize {
                 continue; // an incomplete checkpoint: never used
             };
             let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-            for op in json["operators"].as_array().unwrap() {
+            let instances = json["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|n| n["instances"].as_array().unwrap());
+            for op in instances {
                 for kind in ["state", "closed"] {
                     if let Some(name) = op[kind].as_str() {
                         assert!(
