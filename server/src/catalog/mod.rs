@@ -121,6 +121,10 @@ pub struct QueryDef {
     /// Views always hold current values; with `EMIT FINAL` they show closed windows only.
     #[serde(default)]
     pub emit_changes: bool,
+    /// `WITH (dedup_retention = ...)`: a deduplicated key is forgotten this long after
+    /// its row was emitted (`None`: kept forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_retention_ms: Option<i64>,
 }
 
 fn one() -> usize {

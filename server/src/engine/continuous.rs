@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{Query, SqlOption, Statement};
 
 use super::{Engine, Error, Result, StatementResult, ddl};
 use crate::catalog::{QueryDef, QueryKind, StreamDef};
-use crate::planner::{ContinuousPlan, plan_continuous};
+use crate::planner::{ContinuousPlan, StatefulKind, plan_continuous};
 use crate::runtime::{RunningQuery, Sink, ViewState};
 use crate::sql::{StreamOptions, hide_metadata_columns};
 use crate::stream::METADATA_COLUMNS;
@@ -36,6 +36,7 @@ impl Engine {
     }
 
     async fn plan_statement(&self, mut statement: DFStatement) -> Result<ContinuousPlan> {
+        let _lifted = self.lift_window_inputs(&mut statement).await?;
         if let DFStatement::Statement(inner) = &mut statement {
             let streams = self.streams.read();
             hide_metadata_columns(inner, &|name| streams.contains_key(name));
@@ -130,7 +131,15 @@ impl Engine {
                 .find(|(k, _)| k == "late_data")
                 .map(|(_, v)| v.to_ascii_lowercase()),
             emit_changes,
+            dedup_retention_ms: options.dedup_retention_ms,
         };
+        if def.dedup_retention_ms.is_some() && !plan.deduplicates() {
+            return Err(Error::Invalid(
+                "dedup_retention is for deduplicating queries (ROW_NUMBER() OVER (PARTITION BY key \
+                 ORDER BY ts) = 1); this query keeps no rows per key"
+                    .into(),
+            ));
+        }
         if let Some(late) = &def.late_data {
             if plan.sources().len() > 1 {
                 return Err(Error::Invalid(
@@ -473,7 +482,17 @@ impl Engine {
             QueryKind::Stream
         };
         let changes = emit_changes(&options, kind)?;
+        let last = plan.last_node();
         let emit = match (plan.final_aggregate(), is_view, changes) {
+            _ if matches!(last.kind, StatefulKind::TopN(_)) => {
+                "emit: FINAL (each window's top rows once, when it closes; late rows dropped)"
+            }
+            _ if matches!(&last.kind, StatefulKind::Dedup(d) if d.latest) => {
+                "emit: the latest row per key into the view (replaced as later rows arrive)"
+            }
+            _ if matches!(last.kind, StatefulKind::Dedup(_)) => {
+                "emit: append-only, each key's first row once the watermark passes it (later rows of the key and late rows dropped)"
+            }
             (None, _, _) => "emit: append-only, each input row processed once",
             (Some(_), false, true) => {
                 "emit: CHANGES (each update retracts the old row with _op '-' and adds the new with '+')"
@@ -494,11 +513,7 @@ impl Engine {
         let operators: Vec<String> = plan
             .stateful()
             .map(|(id, node)| {
-                let instances = match (&node.kind, &node.keys) {
-                    (crate::planner::StatefulKind::Aggregate(_), Some(_)) => parallelism,
-                    _ => 1,
-                };
-                match instances {
+                match node.instances(parallelism) {
                     1 => format!("[{id}] 1 instance"),
                     n => format!("[{id}] {n} instances behind a hash exchange on its keys"),
                 }
@@ -619,6 +634,19 @@ fn check_runnable(plan: &ContinuousPlan, kind: QueryKind, emit_changes: bool) ->
             ));
         }
     }
+    for (id, node) in plan.stateful() {
+        if let StatefulKind::Dedup(d) = &node.kind
+            && d.latest
+            && (id != plan.last_stateful() || kind != QueryKind::MaterializedView)
+        {
+            return Err(Error::Invalid(
+                "keeping the latest row per key (ROW_NUMBER() OVER (... ORDER BY ts DESC) = 1) \
+                 replaces rows as later ones arrive, so it runs as a MATERIALIZED VIEW; into an \
+                 append-only stream keep the first row per key (ORDER BY ts)"
+                    .into(),
+            ));
+        }
+    }
     let Some(agg) = plan.final_aggregate() else {
         return Ok(());
     };
@@ -695,7 +723,7 @@ fn derived_stream_def(
     }
     let sources = plan.sources();
     let source = &sources[0].def;
-    let windowed = plan.final_aggregate().is_some_and(|a| a.window.is_some());
+    let windowed = plan.last_node().closes_windows();
     let watermark = if windowed {
         // Windows are emitted when they close, in window_end order: window_end is the
         // output's event time, with no delay. Without window_end, window_start carries it

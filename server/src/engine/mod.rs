@@ -127,6 +127,8 @@ pub struct Engine {
     catalog: tokio::sync::Mutex<Catalog>,
     streams: StreamRegistry,
     views: ViewRegistry,
+    /// The lifted inputs of window functions in statements being planned.
+    relations: crate::planner::Relations,
     /// Running continuous queries by the name of what they write.
     queries: parking_lot::Mutex<std::collections::BTreeMap<String, Arc<RunningQuery>>>,
     session: SessionContext,
@@ -139,6 +141,21 @@ pub struct Engine {
     pub recovery_ms: std::sync::atomic::AtomicU64,
     /// Generator streams' tasks, by stream name.
     generators: parking_lot::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
+}
+
+/// The lifted window-function inputs of one statement, forgotten when it is planned.
+struct LiftedInputs {
+    relations: crate::planner::Relations,
+    names: Vec<String>,
+}
+
+impl Drop for LiftedInputs {
+    fn drop(&mut self) {
+        let mut relations = self.relations.write();
+        for name in &self.names {
+            relations.remove(name);
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -232,10 +249,17 @@ impl Engine {
         // pg_catalog and the functions Postgres clients call when they connect.
         pg_catalog::register(&session)?;
         // Table function names are matched as written; accept both usual spellings.
-        let tumble = Arc::new(crate::planner::TumbleFunction::new(streams.clone()));
+        let relations = crate::planner::Relations::default();
+        let tumble = Arc::new(crate::planner::TumbleFunction::new(
+            streams.clone(),
+            relations.clone(),
+        ));
         session.register_udtf("tumble", tumble.clone());
         session.register_udtf("TUMBLE", tumble);
-        let hop = Arc::new(crate::planner::HopFunction::new(streams.clone()));
+        let hop = Arc::new(crate::planner::HopFunction::new(
+            streams.clone(),
+            relations.clone(),
+        ));
         session.register_udtf("hop", hop.clone());
         session.register_udtf("HOP", hop);
         let sessions = Arc::new(crate::planner::SessionFunction::new(streams.clone()));
@@ -260,6 +284,7 @@ impl Engine {
             catalog: tokio::sync::Mutex::new(catalog),
             streams,
             views,
+            relations,
             queries: Default::default(),
             session,
             retention_task,
@@ -463,6 +488,7 @@ impl Engine {
     /// Plans a DataFusion statement after Weir's rewrites (hidden metadata columns,
     /// window spellings, INSERT column names), refusing what Weir does not run.
     async fn plan_datafusion(&self, mut statement: DFStatement) -> Result<LogicalPlan> {
+        let _lifted = self.lift_window_inputs(&mut statement).await?;
         if let DFStatement::Statement(inner) = &mut statement {
             let streams = self.streams.read();
             hide_metadata_columns(inner, &|name| streams.contains_key(name));
@@ -482,6 +508,64 @@ impl Engine {
             .map_err(Error::from_datafusion)?;
         check_supported(&plan)?;
         Ok(plan)
+    }
+
+    /// Plans the inputs of window functions that are queries, CTEs or views (see
+    /// `sql::lift_window_inputs`) after Weir's rewrites, for the window functions to read
+    /// while `statement` is planned; the guard forgets them.
+    async fn lift_window_inputs(&self, statement: &mut DFStatement) -> Result<LiftedInputs> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut guard = LiftedInputs {
+            relations: self.relations.clone(),
+            names: Vec::new(),
+        };
+        let query = match statement {
+            DFStatement::Statement(inner) => match inner.as_mut() {
+                datafusion::sql::sqlparser::ast::Statement::Query(q) => q,
+                datafusion::sql::sqlparser::ast::Statement::Insert(insert) => match insert.source.as_mut() {
+                    Some(q) => q,
+                    None => return Ok(guard),
+                },
+                _ => return Ok(guard),
+            },
+            _ => return Ok(guard),
+        };
+        let lifted = {
+            let views = self.views.read();
+            crate::sql::lift_window_inputs(query, &|name| views.contains_key(name), &mut || {
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("{}{n}", crate::planner::LIFTED_PREFIX)
+            })
+        };
+        for input in lifted {
+            let parsed = crate::sql::parse_sql(&input.sql).map_err(|e| Error::Parse {
+                message: e.message,
+                position: None,
+            })?;
+            let Some(crate::sql::WeirStatement::DataFusion(mut inner)) =
+                parsed.into_iter().next().map(|s| s.statement)
+            else {
+                return Err(Error::Invalid(format!(
+                    "the first argument of a window function must be a query: {}",
+                    input.sql
+                )));
+            };
+            if let DFStatement::Statement(inner) = inner.as_mut() {
+                let streams = self.streams.read();
+                hide_metadata_columns(inner, &|name| streams.contains_key(name));
+                crate::sql::rewrite_window_functions(inner);
+                crate::sql::rewrite_group_windows(inner);
+            }
+            let plan = self
+                .session
+                .state()
+                .statement_to_plan(*inner)
+                .await
+                .map_err(Error::from_datafusion)?;
+            self.relations.write().insert(input.name.clone(), plan);
+            guard.names.push(input.name);
+        }
+        Ok(guard)
     }
 
     async fn run_datafusion(

@@ -29,7 +29,16 @@ impl Engine {
     )> {
         let plan = self.plan_select(select).await?;
         // Windowed push queries default to EMIT FINAL, the others to EMIT CHANGES (SQL.md).
-        let windowed = plan.final_aggregate().is_some_and(|a| a.window.is_some());
+        let windowed = plan.last_node().closes_windows();
+        if plan.stateful().any(|(_, s)| {
+            matches!(&s.kind, crate::planner::StatefulKind::Dedup(d) if d.latest)
+        }) {
+            return Err(Error::Invalid(
+                "keeping the latest row per key replaces rows as later ones arrive, so it runs \
+                 as a MATERIALIZED VIEW; a push query can keep the first row per key (ORDER BY ts)"
+                    .into(),
+            ));
+        }
         let emit_changes = match emit {
             Some(crate::sql::Emit::Changes) => true,
             Some(crate::sql::Emit::Final) => false,
@@ -88,6 +97,7 @@ impl Engine {
             retention_ms: None,
             late_data: None,
             emit_changes,
+            dedup_retention_ms: None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
         let query = RunningQuery::start(

@@ -10,12 +10,17 @@
 //! computes; [`instantiate`] turns a planned node into one.
 //!
 //! - [`aggregate`]: grouped aggregates, windowed (tumbling, hopping, session) or not.
+//! - [`top_n`]: ranks each window's rows when it closes (`ROW_NUMBER()` / `RANK()` /
+//!   `DENSE_RANK()`) and keeps the top ones.
+//! - [`dedup`]: one row per key, the first by event time or the latest.
 //! - [`merge`]: the union of its inputs (also the last node of a query without state).
 
 pub mod aggregate;
+pub mod dedup;
 mod live_groups;
 pub mod merge;
 pub mod stateless;
+pub mod top_n;
 
 use datafusion::arrow::array::{BooleanArray, RecordBatch, UInt32Array};
 use datafusion::common::Result;
@@ -34,6 +39,9 @@ pub struct Role {
     pub changes: bool,
     /// Views `WITH (retention = ...)`: closed windows kept this long past the watermark.
     pub retention_ns: Option<i64>,
+    /// `WITH (dedup_retention = ...)`: how long a deduplication remembers a key after
+    /// emitting its row.
+    pub dedup_retention_ns: Option<i64>,
     /// The instance's number within its node (chunk names in checkpoints).
     pub instance: usize,
     /// The node's id in the graph.
@@ -165,6 +173,8 @@ pub fn instantiate(node: &StatefulNode, role: Role) -> Result<Box<dyn Operator>>
         StatefulKind::Aggregate(plan) => {
             Box::new(aggregate::WindowAggregate::new(plan.clone(), role))
         }
+        StatefulKind::TopN(plan) => Box::new(top_n::TopN::new(plan.clone(), role)),
+        StatefulKind::Dedup(plan) => Box::new(dedup::Dedup::new(plan.clone(), role)?),
         StatefulKind::Merge => Box::new(merge::Merge::new(role)),
     })
 }

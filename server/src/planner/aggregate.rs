@@ -103,7 +103,7 @@ fn interval_ns(value: &ScalarValue) -> Option<i64> {
 
 /// The window end offset if `expr` is a window key: `window_end`, a TUMBLE or HOP
 /// `window_start` (the size in its field metadata), or `date_bin(size, ts)`.
-fn window_key(expr: &Expr, input: &DFSchema) -> Option<i64> {
+pub(super) fn window_key(expr: &Expr, input: &DFSchema) -> Option<i64> {
     match expr {
         Expr::Column(c) if c.name == "window_end" => Some(0),
         Expr::Column(c) => input

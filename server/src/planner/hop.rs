@@ -25,11 +25,12 @@ const MAX_WINDOWS_PER_EVENT: i64 = 100;
 #[derive(Debug)]
 pub struct HopFunction {
     streams: StreamRegistry,
+    relations: super::tumble::Relations,
 }
 
 impl HopFunction {
-    pub fn new(streams: StreamRegistry) -> Self {
-        HopFunction { streams }
+    pub fn new(streams: StreamRegistry, relations: super::tumble::Relations) -> Self {
+        HopFunction { streams, relations }
     }
 }
 
@@ -38,7 +39,7 @@ impl TableFunctionImpl for HopFunction {
         let [stream, time, slide, size] = args.exprs() else {
             return plan_err!("HOP takes four arguments; {USAGE}");
         };
-        let source = window_source(&self.streams, "HOP", stream, time, USAGE)?;
+        let source = window_source(&self.streams, &self.relations, "HOP", stream, time, USAGE)?;
         let (slide, slide_ns) = interval_arg("HOP", "slide", slide)?;
         let (_, size_ns) = interval_arg("HOP", "window size", size)?;
         if size_ns % slide_ns != 0 {

@@ -10,29 +10,32 @@
 //! - **unions**: the rows of several inputs (`UNION ALL` of streams, or of aggregates);
 //!   a union of branches that read the same columns of one stream is one step instead,
 //!   so the stream is read once;
-//! - **stateful nodes** ([`StatefulNode`]): an aggregate, or a merge of inputs that
-//!   reach the output without state; each runs as one or more instances, fed through a
-//!   hash exchange on its keys;
+//! - **stateful nodes** ([`StatefulNode`]): an aggregate, a window Top-N, a
+//!   deduplication, or a merge of inputs that reach the output without state; each runs
+//!   as one or more instances, fed through a hash exchange on its keys;
 //! - the **sink**: the stream, view or push subscriber the output goes to.
 //!
 //! The node that feeds the sink (through stateless steps) is always stateful: a query
-//! without state ends in a merge. Joins, ORDER BY, LIMIT and window functions are
-//! refused with an error that says why and what to do.
+//! without state ends in a merge. Joins, ORDER BY, LIMIT and window functions other
+//! than a ranking under a filter ([`rank`]) are refused with an error that says why and
+//! what to do.
 
 mod aggregate;
 mod hop;
+pub mod rank;
 mod session;
 mod tumble;
 
 pub use aggregate::{AggregatePlan, WindowClose};
 pub use hop::HopFunction;
+pub use rank::{DedupPlan, TopNPlan};
 pub use session::{SessionFunction, SessionTable, SessionWindow};
 
 /// Session bounds helpers shared with the operators.
 pub mod session_bounds {
     pub use super::session::{merge_intervals, nanos, timestamps};
 }
-pub use tumble::TumbleFunction;
+pub use tumble::{LIFTED_PREFIX, Relations, TumbleFunction};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,7 +44,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::stream::Stream;
@@ -73,6 +76,10 @@ pub enum Step {
 #[derive(Debug, Clone)]
 pub enum StatefulKind {
     Aggregate(AggregatePlan),
+    /// Ranks each window's rows when it closes and keeps the top ones.
+    TopN(TopNPlan),
+    /// One row per key: the first by event time, or the latest.
+    Dedup(DedupPlan),
     /// Hands its inputs' rows on (keeps them, into a view).
     Merge,
 }
@@ -84,6 +91,26 @@ pub struct StatefulNode {
     /// The hash exchange in front of it: rows go to the instance their keys hash to
     /// (evaluated on the node's input). `None`: one instance takes every row.
     pub keys: Option<Vec<Arc<dyn PhysicalExpr>>>,
+}
+
+impl StatefulNode {
+    /// How many instances run it in a query `WITH (parallelism = n)`: a keyed node runs
+    /// `n`, a merge (or a node without keys) one.
+    pub fn instances(&self, parallelism: usize) -> usize {
+        match (&self.kind, &self.keys) {
+            (StatefulKind::Merge, _) | (_, None) => 1,
+            _ => parallelism.max(1),
+        }
+    }
+
+    /// Whether its rows are final per window, emitted when the window closes.
+    pub fn closes_windows(&self) -> bool {
+        match &self.kind {
+            StatefulKind::Aggregate(a) => a.window.is_some(),
+            StatefulKind::TopN(_) => true,
+            StatefulKind::Dedup(_) | StatefulKind::Merge => false,
+        }
+    }
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -175,8 +202,22 @@ impl ContinuousPlan {
     pub fn aggregates(&self) -> impl Iterator<Item = &AggregatePlan> {
         self.stateful().filter_map(|(_, s)| match &s.kind {
             StatefulKind::Aggregate(a) => Some(a),
-            StatefulKind::Merge => None,
+            _ => None,
         })
+    }
+
+    /// The node feeding the sink.
+    pub fn last_node(&self) -> &StatefulNode {
+        match &self.nodes[self.last_stateful()].kind {
+            NodeKind::Stateful(s) => s,
+            _ => unreachable!("a plan's sink is fed by a stateful node"),
+        }
+    }
+
+    /// Whether a deduplication is part of it.
+    pub fn deduplicates(&self) -> bool {
+        self.stateful()
+            .any(|(_, s)| matches!(s.kind, StatefulKind::Dedup(_)))
     }
 
     /// The last stateful node (the one feeding the sink).
@@ -195,9 +236,11 @@ impl ContinuousPlan {
         }
     }
 
-    /// Whether any aggregate is windowed (it needs event time).
+    /// Whether any node works by event time (a window, a Top-N, a deduplication): it
+    /// needs a watermark on every input.
     pub fn windowed(&self) -> bool {
-        self.aggregates().any(|a| a.window.is_some())
+        self.stateful()
+            .any(|(_, s)| s.closes_windows() || matches!(s.kind, StatefulKind::Dedup(_)))
     }
 
     /// The edges into `node`, one per path from a source or stateful node.
@@ -274,6 +317,7 @@ pub fn plan_continuous(
         stream_of,
         nodes: Vec::new(),
         sessions: HashMap::new(),
+        rank_limits: HashMap::new(),
     };
     let mut top = builder.plan(plan)?;
     if !builder.sessions.is_empty() {
@@ -306,6 +350,8 @@ struct Builder<'a> {
     nodes: Vec<Node>,
     /// Session scans (their source node): the session's keys and gap.
     sessions: HashMap<NodeId, (Vec<String>, i64)>,
+    /// Window nodes (by address) whose rank a filter above limits: the largest rank kept.
+    rank_limits: HashMap<usize, u64>,
 }
 
 impl Builder<'_> {
@@ -366,16 +412,21 @@ impl Builder<'_> {
                 ))
             }
             LogicalPlan::Filter(f) => {
+                let mut label = format!("Filter: {}", f.predicate);
+                for (column, max) in rank::rank_limits(&f.predicate) {
+                    if let Some(window) = ranked_window(&f.input, &column) {
+                        let limit = self.rank_limits.entry(window as *const _ as usize);
+                        let kept = limit.or_insert(max);
+                        *kept = (*kept).min(max);
+                        label = label.replace(&column, "rank");
+                    }
+                }
                 let input = self.plan(&f.input)?;
                 let step = Step::Filter(
                     self.state
                         .create_physical_expr(f.predicate.clone(), f.input.schema())?,
                 );
-                Ok(self.add(
-                    vec![input],
-                    NodeKind::Step(step),
-                    format!("Filter: {}", f.predicate),
-                ))
+                Ok(self.add(vec![input], NodeKind::Step(step), label))
             }
             LogicalPlan::SubqueryAlias(a) => self.plan(&a.input),
             LogicalPlan::Union(union) => self.plan_union(union),
@@ -430,6 +481,42 @@ impl Builder<'_> {
                     label,
                 ))
             }
+            LogicalPlan::Window(window) => {
+                let input = self.plan(&window.input)?;
+                let max_rank = self
+                    .rank_limits
+                    .get(&(window as *const _ as usize))
+                    .copied();
+                let Expr::WindowFunction(function) =
+                    window.window_expr[0].clone().unalias_nested().data
+                else {
+                    return Err(refuse("only window functions can run in a window node"));
+                };
+                let keys = function
+                    .params
+                    .partition_by
+                    .iter()
+                    .map(|e| self.state.create_physical_expr(e.clone(), window.input.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                let (kind, label) = match rank::plan_window(self.state, window, max_rank)? {
+                    rank::Ranked::TopN(p) => {
+                        let label = p.label.clone();
+                        (StatefulKind::TopN(p), label)
+                    }
+                    rank::Ranked::Dedup(p) => {
+                        let label = p.label.clone();
+                        (StatefulKind::Dedup(p), label)
+                    }
+                };
+                Ok(self.add(
+                    vec![input],
+                    NodeKind::Stateful(StatefulNode {
+                        kind,
+                        keys: Some(keys),
+                    }),
+                    label,
+                ))
+            }
             LogicalPlan::Sort(_) => Err(refuse(
                 "ORDER BY over an unbounded input cannot run continuously: it would wait forever \
                  for the last row; remove it and sort when you read the result",
@@ -442,7 +529,7 @@ impl Builder<'_> {
             )),
             other => Err(refuse(format!(
                 "{} cannot run continuously yet; continuous queries support filters, projections, \
-                 UNION ALL and aggregates over streams",
+                 UNION ALL, aggregates and Top-N / deduplication over streams",
                 other.display()
             ))),
         }
@@ -612,6 +699,34 @@ impl Builder<'_> {
             );
         }
         Ok(top)
+    }
+}
+
+/// The window node whose window function's output `column` is, through projections
+/// that pass it on (renamed or not), aliases and filters.
+fn ranked_window<'a>(plan: &'a LogicalPlan, column: &str) -> Option<&'a datafusion::logical_expr::Window> {
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let (i, _) = p
+                .schema
+                .iter()
+                .enumerate()
+                .find(|(_, (_, f))| f.name() == column)?;
+            match p.expr[i].clone().unalias() {
+                Expr::Column(c) => ranked_window(&p.input, &c.name),
+                _ => None,
+            }
+        }
+        LogicalPlan::SubqueryAlias(a) => ranked_window(&a.input, column),
+        LogicalPlan::Filter(f) => ranked_window(&f.input, column),
+        LogicalPlan::Window(w) => {
+            let first = w.input.schema().fields().len();
+            w.schema.fields()[first..]
+                .iter()
+                .any(|f| f.name() == column)
+                .then_some(w)
+        }
+        _ => None,
     }
 }
 

@@ -14,20 +14,26 @@ use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{Column, Result, ScalarValue, plan_err};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, col, lit};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 
 use crate::table::{StreamRegistry, StreamTable};
 
 #[derive(Debug)]
 pub struct TumbleFunction {
     streams: StreamRegistry,
+    relations: Relations,
 }
 
 impl TumbleFunction {
-    pub fn new(streams: StreamRegistry) -> Self {
-        TumbleFunction { streams }
+    pub fn new(streams: StreamRegistry, relations: Relations) -> Self {
+        TumbleFunction { streams, relations }
     }
 }
+
+/// Relations a window function can read besides streams, by name: the lifted first
+/// arguments of the statement being planned (a subquery, a CTE, a view; see
+/// `sql::lift_window_inputs`), each the logical plan of its SQL.
+pub type Relations = Arc<parking_lot::RwLock<std::collections::HashMap<String, LogicalPlan>>>;
 
 const USAGE: &str = "use TUMBLE(stream, time_column, INTERVAL '10' SECOND)";
 
@@ -88,41 +94,109 @@ pub(super) fn plus_nanos(timestamp: Expr, ns: i64, time_type: &DataType) -> Expr
 
 pub(super) fn window_source(
     streams: &StreamRegistry,
+    relations: &Relations,
     function: &str,
     stream: &Expr,
     time: &Expr,
     usage: &str,
 ) -> Result<WindowSource> {
     let Some(stream_name) = name_of(stream) else {
-        return plan_err!("{function}: the first argument names a stream; {usage}");
-    };
-    let Some(stream) = streams.read().get(&stream_name).cloned() else {
-        return plan_err!("{function}: unknown stream \"{stream_name}\"");
+        return plan_err!(
+            "{function}: the first argument names a stream, a view or a CTE, or is a subquery; {usage}"
+        );
     };
     let Some(time) = name_of(time) else {
         return plan_err!("{function}: the second argument names a TIMESTAMP column; {usage}");
     };
-    let time_type = match stream
-        .schema
-        .field_with_name(&time)
-        .map(|f| f.data_type().clone())
-    {
+    let stream = streams.read().get(&stream_name).cloned();
+    let (scan, schema) = match stream {
+        Some(stream) => {
+            let table = Arc::new(StreamTable::new(stream.clone()));
+            let scan = LogicalPlanBuilder::scan(&stream_name, provider_as_source(table), None)?;
+            (scan, stream.schema.clone())
+        }
+        None => {
+            let Some(plan) = relations.read().get(&stream_name).cloned() else {
+                return plan_err!("{function}: unknown stream \"{stream_name}\"");
+            };
+            // A query's output: its own window bounds give way to the new window's.
+            let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+                plan.schema()
+                    .fields()
+                    .iter()
+                    .filter(|f| !matches!(f.name().as_str(), "window_start" | "window_end"))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ));
+            let scan = LogicalPlanBuilder::from(plan).alias(stream_name.as_str())?;
+            (scan, schema)
+        }
+    };
+    let shown = match stream_name.starts_with(LIFTED_PREFIX) {
+        true => "the query".to_string(),
+        false => stream_name.clone(),
+    };
+    let time_type = match schema.field_with_name(&time).map(|f| f.data_type().clone()) {
         Ok(t @ DataType::Timestamp(_, _)) => t,
         Ok(other) => return plan_err!("{function}: {time} is {other}, not a TIMESTAMP column"),
-        Err(_) => return plan_err!("{function}: {stream_name} has no column {time}"),
+        Err(_) if time == "window_end" || time == "window_start" => {
+            // The input's window_end, time of its (closed) windows: kept under its name.
+            match relations.read().get(&stream_name).map(|p| {
+                p.schema()
+                    .field_with_unqualified_name(&time)
+                    .map(|f| f.data_type().clone())
+            }) {
+                Some(Ok(t @ DataType::Timestamp(_, _))) => {
+                    return window_over_bounds(scan, schema, stream_name, time, t);
+                }
+                _ => return plan_err!("{function}: {shown} has no column {time}"),
+            }
+        }
+        Err(_) => return plan_err!("{function}: {shown} has no column {time}"),
     };
-    let columns = stream
-        .schema
+    let columns = schema
         .fields()
         .iter()
         .map(|f| Expr::Column(Column::new(Some(stream_name.clone()), f.name())))
         .collect();
-    let table = Arc::new(StreamTable::new(stream.clone()));
-    let scan = LogicalPlanBuilder::scan(stream_name, provider_as_source(table), None)?;
     Ok(WindowSource {
         scan,
         columns,
         time,
+        time_type,
+    })
+}
+
+/// Prefix of the generated names of lifted window-function inputs.
+pub const LIFTED_PREFIX: &str = "__window_input_";
+
+/// A window over an input's own `window_end` (or `window_start`): the input's other
+/// columns, then its time column renamed so the new window's bounds can take the names.
+fn window_over_bounds(
+    scan: LogicalPlanBuilder,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    relation: String,
+    time: String,
+    time_type: DataType,
+) -> Result<WindowSource> {
+    let mut columns: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .map(|f| Expr::Column(Column::new(Some(relation.clone()), f.name())))
+        .collect();
+    let renamed = format!("input_{time}");
+    columns.push(Expr::Column(Column::new(Some(relation.clone()), &time)).alias(&renamed));
+    let scan = scan.project(columns)?;
+    let columns = scan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| Expr::Column(Column::new_unqualified(f.name())))
+        .collect();
+    Ok(WindowSource {
+        scan,
+        columns,
+        time: renamed,
         time_type,
     })
 }
@@ -161,7 +235,7 @@ impl TableFunctionImpl for TumbleFunction {
         let [stream, time, size] = args.exprs() else {
             return plan_err!("TUMBLE takes three arguments; {USAGE}");
         };
-        let source = window_source(&self.streams, "TUMBLE", stream, time, USAGE)?;
+        let source = window_source(&self.streams, &self.relations, "TUMBLE", stream, time, USAGE)?;
         let (size, size_ns) = interval_arg("TUMBLE", "window size", size)?;
         let mut columns = source.columns;
         let start = datafusion::functions::datetime::date_bin()

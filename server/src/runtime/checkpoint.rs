@@ -111,6 +111,9 @@ struct NodeManifest {
 #[derive(Serialize, Deserialize)]
 struct OperatorManifest {
     state: Option<String>,
+    /// More state files, one per further schema of the state's batches (in order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    state_parts: Vec<String>,
     /// Before chunks: all final rows in one file of the epoch's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     closed: Option<String>,
@@ -273,15 +276,18 @@ impl CheckpointStore {
         for node in &checkpoint.nodes {
             let mut instances = Vec::with_capacity(node.instances.len());
             for (i, op) in node.instances.iter().enumerate() {
-                let state = match op.state.iter().all(|b| b.num_rows() == 0) {
-                    true => None,
-                    false => {
-                        let name = format!("n{}-op-{i}-state.arrow", node.node);
-                        self.put(&dir.clone().join(name.as_str()), encode(&op.state)?)
-                            .await?;
-                        Some(name)
-                    }
-                };
+                // One file per schema among the state's batches (most operators have one).
+                let mut files = Vec::new();
+                for (j, part) in by_schema(&op.state).into_iter().enumerate() {
+                    let name = match j {
+                        0 => format!("n{}-op-{i}-state.arrow", node.node),
+                        j => format!("n{}-op-{i}-state-{j}.arrow", node.node),
+                    };
+                    self.put(&dir.clone().join(name.as_str()), encode(part)?)
+                        .await?;
+                    files.push(name);
+                }
+                let state = (!files.is_empty()).then(|| files.remove(0));
                 let mut closed_chunks = Vec::with_capacity(op.closed.len());
                 for chunk in &op.closed {
                     if chunk.batches.iter().all(|b| b.num_rows() == 0) {
@@ -297,6 +303,7 @@ impl CheckpointStore {
                 }
                 instances.push(OperatorManifest {
                     state,
+                    state_parts: files,
                     closed: None,
                     closed_chunks,
                     partition_watermarks: Vec::new(),
@@ -413,10 +420,10 @@ impl CheckpointStore {
             };
             let read_instance =
                 async |i: usize, op: OperatorManifest| -> Result<OperatorState, String> {
-                    let state = match &op.state {
-                        Some(name) => read(dir.clone().join(name.as_str())).await?,
-                        None => Vec::new(),
-                    };
+                    let mut state = Vec::new();
+                    for name in op.state.iter().chain(&op.state_parts) {
+                        state.extend(read(dir.clone().join(name.as_str())).await?);
+                    }
                     let mut closed = Vec::with_capacity(op.closed_chunks.len() + 1);
                     if let Some(name) = &op.closed {
                         // Written before chunks: one file in the epoch's directory, stored
@@ -582,6 +589,21 @@ impl CheckpointStore {
         }
         Ok(())
     }
+}
+
+/// The non-empty batches in runs of one schema each.
+fn by_schema(batches: &[RecordBatch]) -> Vec<&[RecordBatch]> {
+    let mut runs: Vec<&[RecordBatch]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=batches.len() {
+        if i == batches.len() || batches[i].schema() != batches[start].schema() {
+            if batches[start..i].iter().any(|b| b.num_rows() > 0) {
+                runs.push(&batches[start..i]);
+            }
+            start = i;
+        }
+    }
+    runs
 }
 
 fn encode(batches: &[RecordBatch]) -> Result<Vec<u8>, String> {

@@ -59,6 +59,7 @@ impl RunningQuery {
                 true => self.def.retention_ms.map(|ms| ms * 1_000_000),
                 false => None,
             },
+            dedup_retention_ns: self.def.dedup_retention_ms.map(|ms| ms * 1_000_000),
             instance: k,
             node: node.id,
             run_ms: self.started_ms,

@@ -312,10 +312,7 @@ impl RunningQuery {
         let nodes: Vec<NodeRun> = plan
             .stateful()
             .map(|(id, node)| {
-                let parallelism = match node.kind {
-                    StatefulKind::Aggregate(_) if node.keys.is_some() => def.parallelism.max(1),
-                    _ => 1,
-                };
+                let parallelism = node.instances(def.parallelism);
                 NodeRun {
                     id,
                     node: node.clone(),
@@ -809,6 +806,8 @@ impl RunningQuery {
 fn node_kind(node: &StatefulNode) -> &'static str {
     match node.kind {
         StatefulKind::Aggregate(_) => "aggregate",
+        StatefulKind::TopN(_) => "top_n",
+        StatefulKind::Dedup(_) => "dedup",
         StatefulKind::Merge => "merge",
     }
 }

@@ -14,6 +14,9 @@ pub struct StreamOptions {
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<u64>,
     pub idle_timeout_ms: Option<i64>,
+    /// Deduplication (`ROW_NUMBER() ... = 1`): how long a key is remembered after its
+    /// row was emitted (`None`: forever).
+    pub dedup_retention_ms: Option<i64>,
     /// Options later layers interpret (`start`, `late_data`, `connector`, ...), as text.
     pub other: Vec<(String, String)>,
 }
@@ -63,6 +66,9 @@ impl StreamOptions {
                 }
                 "retention" => out.retention_ms = parse_optional_duration(&name, &text)?,
                 "idle_timeout" => out.idle_timeout_ms = parse_optional_duration(&name, &text)?,
+                "dedup_retention" => {
+                    out.dedup_retention_ms = parse_optional_duration(&name, &text)?
+                }
                 "retention_bytes" => {
                     out.retention_bytes = if is_unlimited(&text) {
                         None
@@ -78,7 +84,7 @@ impl StreamOptions {
                 other => {
                     return Err(format!(
                         "unknown option {other:?}; CREATE STREAM accepts partitions, key, retention, \
-                         retention_bytes, idle_timeout, {}",
+                         retention_bytes, idle_timeout, dedup_retention, {}",
                         PASS_THROUGH.join(", ")
                     ));
                 }

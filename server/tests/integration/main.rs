@@ -6,6 +6,7 @@ mod console;
 mod crash;
 mod differential;
 mod faults;
+mod graph_differential;
 mod http;
 mod pg;
 mod s3;
