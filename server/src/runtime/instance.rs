@@ -13,15 +13,17 @@ use super::{InputTime, Message, Result, Route, RunningQuery, RuntimeError, Sink,
 use crate::operators::{Emitted, Operator, OperatorState, Role, aggregate::with_op};
 
 /// The watermark of an instance's inputs: the minimum over those that are not idle,
-/// held (`None`) while any is unknown or every one is idle. An idle reader whose log
-/// has rows past where it went idle counts again (see [`InputTime::Idle`]).
-fn combined(times: &[InputTime], logs: &[Option<Arc<crate::log::PartitionLog>>]) -> Option<i64> {
+/// held (`None`) while any is unknown or every one is idle. An idle input (a reader, or an
+/// instance whose inputs are all idle) counts again once a log behind it has rows past
+/// where it went idle (see [`InputTime::Idle`]).
+fn combined(times: &[InputTime], logs: &[Vec<Arc<crate::log::PartitionLog>>]) -> Option<i64> {
     let mut least: Option<i64> = None;
-    for (time, log) in times.iter().zip(logs) {
+    for (time, logs) in times.iter().zip(logs) {
         let at = match *time {
             InputTime::Unknown => return None,
             InputTime::Idle { upto, watermark } => {
-                match log.as_ref().is_some_and(|l| l.latest_offset() > upto) {
+                let written: u64 = logs.iter().map(|l| l.latest_offset()).sum();
+                match written > upto {
                     false => continue,
                     true => match watermark {
                         Some(w) => w,
@@ -152,7 +154,13 @@ impl RunningQuery {
             // Event time and progress follow the output they cover.
             let time = match times.iter().all(|t| matches!(t, InputTime::Idle { .. })) {
                 true => InputTime::Idle {
-                    upto: u64::MAX,
+                    upto: times
+                        .iter()
+                        .map(|t| match t {
+                            InputTime::Idle { upto, .. } => *upto,
+                            _ => 0,
+                        })
+                        .sum(),
                     watermark,
                 },
                 false => watermark.map_or(InputTime::Unknown, InputTime::At),

@@ -113,7 +113,9 @@ enum InputTime {
     /// `upto`. A write spanning partitions appends to all of them before committing
     /// any, so a receiver that sees rows written past `upto` counts the input at
     /// `watermark` again before its reader has noticed (no race between neighbours).
-    /// Inputs from operators say `upto: u64::MAX`.
+    /// An operator instance whose inputs are all idle says so with `upto` the sum of
+    /// theirs: it counts again as soon as any log behind it holds more (the sum of their
+    /// written ends exceeds `upto`), before its own report of new rows arrives.
     Idle {
         upto: u64,
         watermark: Option<i64>,
@@ -209,8 +211,9 @@ struct NodeRun {
     parallelism: usize,
     /// Senders into each instance: one per upstream reader or instance per edge.
     senders: usize,
-    /// Per sender: the partition log a reader reads (`None`: an operator instance).
-    sender_logs: Vec<Option<Arc<crate::log::PartitionLog>>>,
+    /// Per sender: the partition logs behind it — the one a reader reads, or for an
+    /// operator instance every log behind its own senders (counted once per path).
+    sender_logs: Vec<Vec<Arc<crate::log::PartitionLog>>>,
     instances: Vec<InstanceSlot>,
 }
 
@@ -387,7 +390,7 @@ impl RunningQuery {
         let mut source_routes: Vec<Vec<Route>> = sources.iter().map(|_| Vec::new()).collect();
         let mut node_routes: Vec<Vec<Route>> = nodes.iter().map(|_| Vec::new()).collect();
         let mut senders_into = vec![0usize; nodes.len()];
-        let mut sender_logs: Vec<Vec<Option<Arc<crate::log::PartitionLog>>>> =
+        let mut sender_logs: Vec<Vec<Vec<Arc<crate::log::PartitionLog>>>> =
             nodes.iter().map(|_| Vec::new()).collect();
         for edge in plan.edges() {
             let Some(to) = node_index(edge.to) else {
@@ -413,13 +416,14 @@ impl RunningQuery {
                         .expect("every source stream has slots");
                     route.projection = Some(projection.clone());
                     senders_into[to] += stream.partitions().len();
-                    sender_logs[to].extend(stream.partitions().iter().cloned().map(Some));
+                    sender_logs[to].extend(stream.partitions().iter().map(|p| vec![p.clone()]));
                     source_routes[s].push(route);
                 }
                 NodeKind::Stateful(_) => {
                     let from = node_index(edge.from).expect("a stateful node");
                     senders_into[to] += nodes[from].parallelism;
-                    sender_logs[to].extend((0..nodes[from].parallelism).map(|_| None));
+                    let behind: Vec<_> = sender_logs[from].iter().flatten().cloned().collect();
+                    sender_logs[to].extend((0..nodes[from].parallelism).map(|_| behind.clone()));
                     node_routes[from].push(route);
                 }
                 _ => unreachable!("edges start at sources and stateful nodes"),
