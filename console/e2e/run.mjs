@@ -292,6 +292,24 @@ await step('queries: list, the view\'s page with its plan graph and "why no outp
   await shot('query');
 });
 
+await step('a query with two inputs: its plan graph shows both sources meeting', async () => {
+  await sql(
+    "CREATE STREAM taps (page TEXT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND); " +
+      'CREATE MATERIALIZED VIEW both_pages AS SELECT page, count(*) AS n FROM ' +
+      '(SELECT page FROM clicks UNION ALL SELECT page FROM taps) GROUP BY page',
+  );
+  await page.goto(server.url + '/#/queries/both_pages');
+  await page.locator('.plan .plan-node').first().waitFor();
+  const sources = await page.locator('.plan .plan-node.kind-source').count();
+  assert(sources === 2, `plan has ${sources} sources`);
+  const meeting = await page.locator('.plan .plan-node[data-inputs="2"]').count();
+  assert(meeting >= 1, 'no node of the plan has two inputs');
+  const text = await page.locator('.plan').innerText();
+  assert(text.includes('taps') && text.includes('clicks'), `plan lacks a source: ${text}`);
+  await shot('query-two-inputs');
+  await sql('DROP MATERIALIZED VIEW both_pages; DROP STREAM taps');
+});
+
 let points = 0;
 /** Adds a panel through the dashboard's form and waits for the form to close. */
 async function addPanel(title, sqlText, chart, screenshot) {

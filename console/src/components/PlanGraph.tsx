@@ -55,7 +55,7 @@ export function PlanGraph({ nodes, edges }: { nodes: PlanNode[]; edges: PlanEdge
               const { heading, detail } = splitLabel(n);
               const figs = figures(n);
               return (
-                <div class={`plan-node kind-${(n.kind ?? '').replace(/[^a-z]/gi, '')}`}>
+                <div class={`plan-node kind-${(n.kind ?? '').replace(/[^a-z]/gi, '')}`} data-inputs={edges.filter((e) => e.to === n.id).length}>
                   <div class="plan-heading">{heading}</div>
                   {detail && <div class="plan-detail">{detail}</div>}
                   {figs.length > 0 && <div class="plan-figures">{figs.join(' · ')}</div>}
