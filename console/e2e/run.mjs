@@ -306,6 +306,8 @@ await step('a query with two inputs: its plan graph shows both sources meeting',
   assert(meeting >= 1, 'no node of the plan has two inputs');
   const text = await page.locator('.plan').innerText();
   assert(text.includes('taps') && text.includes('clicks'), `plan lacks a source: ${text}`);
+  const lede = await page.locator('p.lede').innerText();
+  assert(lede.includes('clicks and taps'), `the page does not name both inputs: ${lede}`);
   await shot('query-two-inputs');
   await sql('DROP MATERIALIZED VIEW both_pages; DROP STREAM taps');
 });

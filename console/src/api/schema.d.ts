@@ -799,7 +799,10 @@ export interface components {
             /** @enum {unknown} */
             kind?: "stream" | "materialized_view";
             sql?: string;
+            /** @description The stream it reads (the first, when it reads several: see inputs) */
             source?: string;
+            /** @description Every stream the query reads, in the order of their first scan */
+            inputs?: string[];
             status?: string;
             parallelism?: number;
             watermark?: string | null;
@@ -821,6 +824,8 @@ export interface components {
                     late_rows?: number;
                     parallelism?: number;
                     rows_per_second?: number;
+                    /** @description Ids of the nodes it reads */
+                    inputs?: number[];
                 }[];
                 edges?: {
                     from?: number;
@@ -828,6 +833,8 @@ export interface components {
                 }[];
             };
             progress?: {
+                /** @description The input stream of this partition */
+                stream?: string;
                 partition?: number;
                 processed_offset?: number;
                 committed_offset?: number;

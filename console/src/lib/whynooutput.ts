@@ -52,8 +52,9 @@ export function explainNoOutput(q: Query, source: SourceInfo = {}): Explanation 
     if (!holder || (parseTimestamp(p.watermark) ?? 0) < (parseTimestamp(holder.watermark) ?? 0)) holder = p;
   }
   const partitionPoints: string[] = [];
+  const manyStreams = new Set(progress.map((p) => p.stream)).size > 1;
   for (const p of progress) {
-    const name = `Partition ${p.partition}`;
+    const name = manyStreams ? `Partition ${p.partition} of ${p.stream}` : `Partition ${p.partition}`;
     if ((p.lag ?? 0) > 0) {
       partitionPoints.push(`${name} has ${plural(p.lag!, 'row')} the query has not processed yet.`);
     }

@@ -62,7 +62,14 @@ export function QueryPage({ id }: { id: string }) {
         <>
           <p class="lede">
             A {kindText(q.kind)} reading{' '}
-            {q.source ? <a href={href.stream(q.source)}>{q.source}</a> : 'its input'}
+            {inputsOf(q).length === 0
+              ? 'its input'
+              : inputsOf(q).map((s, i) => (
+                  <>
+                    {i > 0 && (i === inputsOf(q).length - 1 ? ' and ' : ', ')}
+                    <a href={href.stream(s)}>{s}</a>
+                  </>
+                ))}
             {q.kind === 'stream' && (
               <>
                 , writing the stream <a href={href.stream(name)}>{name}</a>
@@ -126,4 +133,10 @@ export function QueryPage({ id }: { id: string }) {
       )}
     </div>
   );
+}
+
+/** The streams a query reads: all of them when the server lists them, else its source. */
+function inputsOf(q: { inputs?: string[]; source?: string }): string[] {
+  if (q.inputs && q.inputs.length > 0) return q.inputs;
+  return q.source ? [q.source] : [];
 }

@@ -24,6 +24,8 @@ export function WhyNoOutput({ query, source }: { query: Query; source: SourceInf
   const progress = query.progress ?? [];
   const windows = query.open_windows;
   const hasWatermarks = progress.some((p) => p.watermark !== undefined || p.idle !== undefined);
+  // A query over several streams names each partition's stream.
+  const manyStreams = new Set(progress.map((p) => p.stream)).size > 1;
   return (
     <section class="card why" aria-labelledby="why-title">
       <h2 id="why-title">Why no output yet?</h2>
@@ -43,6 +45,7 @@ export function WhyNoOutput({ query, source }: { query: Query; source: SourceInf
               <table class="table compact">
                 <thead>
                   <tr>
+                    {manyStreams && <th scope="col">Stream</th>}
                     <th scope="col" class="num">#</th>
                     <th scope="col" class="num">Processed</th>
                     <th scope="col" class="num">Committed</th>
@@ -53,6 +56,7 @@ export function WhyNoOutput({ query, source }: { query: Query; source: SourceInf
                 <tbody>
                   {progress.map((p) => (
                     <tr class={p.idle ? 'idle' : ''}>
+                      {manyStreams && <td>{p.stream}</td>}
                       <td class="num">{p.partition}</td>
                       <td class="num">{formatInt(p.processed_offset)}</td>
                       <td class="num">{formatInt(p.committed_offset)}</td>

@@ -512,11 +512,9 @@ impl Engine {
         let readers: usize = plan.sources().iter().map(|s| s.partitions().len()).sum();
         let operators: Vec<String> = plan
             .stateful()
-            .map(|(id, node)| {
-                match node.instances(parallelism) {
-                    1 => format!("[{id}] 1 instance"),
-                    n => format!("[{id}] {n} instances behind a hash exchange on its keys"),
-                }
+            .map(|(id, node)| match node.instances(parallelism) {
+                1 => format!("[{id}] 1 instance"),
+                n => format!("[{id}] {n} instances behind a hash exchange on its keys"),
             })
             .collect();
         lines.push(format!(

@@ -522,10 +522,12 @@ impl Engine {
         let query = match statement {
             DFStatement::Statement(inner) => match inner.as_mut() {
                 datafusion::sql::sqlparser::ast::Statement::Query(q) => q,
-                datafusion::sql::sqlparser::ast::Statement::Insert(insert) => match insert.source.as_mut() {
-                    Some(q) => q,
-                    None => return Ok(guard),
-                },
+                datafusion::sql::sqlparser::ast::Statement::Insert(insert) => {
+                    match insert.source.as_mut() {
+                        Some(q) => q,
+                        None => return Ok(guard),
+                    }
+                }
                 _ => return Ok(guard),
             },
             _ => return Ok(guard),

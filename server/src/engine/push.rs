@@ -30,9 +30,10 @@ impl Engine {
         let plan = self.plan_select(select).await?;
         // Windowed push queries default to EMIT FINAL, the others to EMIT CHANGES (SQL.md).
         let windowed = plan.last_node().closes_windows();
-        if plan.stateful().any(|(_, s)| {
-            matches!(&s.kind, crate::planner::StatefulKind::Dedup(d) if d.latest)
-        }) {
+        if plan
+            .stateful()
+            .any(|(_, s)| matches!(&s.kind, crate::planner::StatefulKind::Dedup(d) if d.latest))
+        {
             return Err(Error::Invalid(
                 "keeping the latest row per key replaces rows as later ones arrive, so it runs \
                  as a MATERIALIZED VIEW; a push query can keep the first row per key (ORDER BY ts)"

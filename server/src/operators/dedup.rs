@@ -232,7 +232,9 @@ impl Operator for Dedup {
             }
         }
         if let Some(retention) = self.role.dedup_retention_ns {
-            let still = self.emitted.split_off(&(watermark.saturating_sub(retention), 0));
+            let still = self
+                .emitted
+                .split_off(&(watermark.saturating_sub(retention), 0));
             for ((_, seq), key) in std::mem::replace(&mut self.emitted, still) {
                 if self.keys.get(&key).is_some_and(|e| e.seq == seq) {
                     self.keys.remove(&key);
@@ -256,11 +258,7 @@ impl Operator for Dedup {
     }
 
     fn snapshot(&mut self, epoch: u64) -> Result<OperatorState> {
-        let rows: Vec<RecordBatch> = self
-            .keys
-            .values()
-            .filter_map(|e| e.row.clone())
-            .collect();
+        let rows: Vec<RecordBatch> = self.keys.values().filter_map(|e| e.row.clone()).collect();
         let rows = concat_batches(&self.input_schema, &rows)?;
         Ok(OperatorState {
             state: vec![rows, self.emitted_keys()?],
@@ -343,5 +341,8 @@ impl Operator for Dedup {
 /// Row `i` of `batch` in buffers of its own: a slice would keep the whole batch alive
 /// for as long as the key keeps its row.
 fn own_row(batch: &RecordBatch, i: usize) -> Result<RecordBatch> {
-    Ok(take_record_batch(batch, &UInt32Array::from(vec![i as u32]))?)
+    Ok(take_record_batch(
+        batch,
+        &UInt32Array::from(vec![i as u32]),
+    )?)
 }

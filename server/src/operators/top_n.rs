@@ -60,7 +60,11 @@ impl TopN {
 
     /// Each row's window end (ns; `None` for a NULL window).
     fn ends(&self, batch: &RecordBatch) -> Result<Vec<Option<i64>>> {
-        let key = self.plan.window.evaluate(batch)?.into_array(batch.num_rows())?;
+        let key = self
+            .plan
+            .window
+            .evaluate(batch)?
+            .into_array(batch.num_rows())?;
         Ok(nanos(key.as_ref())?
             .into_iter()
             .map(|v| v.map(|v| v + self.plan.end_offset_ns))
@@ -159,8 +163,10 @@ impl TopN {
                 continue;
             }
             changed = true;
-            let keep: datafusion::arrow::array::BooleanArray =
-                ends.iter().map(|e| Some(e.is_some_and(|e| e > horizon))).collect();
+            let keep: datafusion::arrow::array::BooleanArray = ends
+                .iter()
+                .map(|e| Some(e.is_some_and(|e| e > horizon)))
+                .collect();
             kept.push(filter_record_batch(batch, &keep)?);
         }
         if changed {

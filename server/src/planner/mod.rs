@@ -496,7 +496,10 @@ impl Builder<'_> {
                     .params
                     .partition_by
                     .iter()
-                    .map(|e| self.state.create_physical_expr(e.clone(), window.input.schema()))
+                    .map(|e| {
+                        self.state
+                            .create_physical_expr(e.clone(), window.input.schema())
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 let (kind, label) = match rank::plan_window(self.state, window, max_rank)? {
                     rank::Ranked::TopN(p) => {
@@ -704,7 +707,10 @@ impl Builder<'_> {
 
 /// The window node whose window function's output `column` is, through projections
 /// that pass it on (renamed or not), aliases and filters.
-fn ranked_window<'a>(plan: &'a LogicalPlan, column: &str) -> Option<&'a datafusion::logical_expr::Window> {
+fn ranked_window<'a>(
+    plan: &'a LogicalPlan,
+    column: &str,
+) -> Option<&'a datafusion::logical_expr::Window> {
     match plan {
         LogicalPlan::Projection(p) => {
             let (i, _) = p

@@ -108,11 +108,7 @@ pub fn rank_limits(predicate: &Expr) -> Vec<(String, u64)> {
 }
 
 /// Plans `window` (already known to feed a filter on its rank when `max_rank` is set).
-pub fn plan_window(
-    state: &SessionState,
-    window: &Window,
-    max_rank: Option<u64>,
-) -> Result<Ranked> {
+pub fn plan_window(state: &SessionState, window: &Window, max_rank: Option<u64>) -> Result<Ranked> {
     let [expr] = window.window_expr.as_slice() else {
         return Err(refuse(
             "one window function per query runs continuously: ROW_NUMBER(), RANK() or \
@@ -129,13 +125,14 @@ pub fn plan_window(
     };
     let WindowFunction {
         fun,
-        params: WindowFunctionParams {
-            args,
-            partition_by,
-            order_by,
-            filter,
-            ..
-        },
+        params:
+            WindowFunctionParams {
+                args,
+                partition_by,
+                order_by,
+                filter,
+                ..
+            },
     } = &function;
     let name = fun.name().to_ascii_lowercase();
     if !matches!(name.as_str(), "row_number" | "rank" | "dense_rank") || !args.is_empty() {
@@ -244,8 +241,7 @@ fn plan_top_n(
             .query_planner()
             .create_physical_plan(&LogicalPlan::Window(standalone), state),
     )?;
-    let Expr::WindowFunction(function) = window.window_expr[0].clone().unalias_nested().data
-    else {
+    let Expr::WindowFunction(function) = window.window_expr[0].clone().unalias_nested().data else {
         unreachable!("checked by plan_window")
     };
     let partition: Vec<String> = function.params.partition_by.iter().map(shown).collect();

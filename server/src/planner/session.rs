@@ -75,7 +75,14 @@ impl TableFunctionImpl for SessionFunction {
             [s, t, g, k] => (s, t, g, Some(k)),
             _ => return plan_err!("SESSION takes three arguments; {USAGE}"),
         };
-        let source = window_source(&self.streams, &Default::default(), "SESSION", stream, time, USAGE)?;
+        let source = window_source(
+            &self.streams,
+            &Default::default(),
+            "SESSION",
+            stream,
+            time,
+            USAGE,
+        )?;
         let (gap, gap_ns) = interval_arg("SESSION", "gap", gap)?;
         let Some(name) = super::tumble::name_of(stream) else {
             return plan_err!("SESSION: the first argument names a stream; {USAGE}");

@@ -235,7 +235,14 @@ impl TableFunctionImpl for TumbleFunction {
         let [stream, time, size] = args.exprs() else {
             return plan_err!("TUMBLE takes three arguments; {USAGE}");
         };
-        let source = window_source(&self.streams, &self.relations, "TUMBLE", stream, time, USAGE)?;
+        let source = window_source(
+            &self.streams,
+            &self.relations,
+            "TUMBLE",
+            stream,
+            time,
+            USAGE,
+        )?;
         let (size, size_ns) = interval_arg("TUMBLE", "window size", size)?;
         let mut columns = source.columns;
         let start = datafusion::functions::datetime::date_bin()

@@ -10,11 +10,11 @@ mod window_inputs;
 
 pub use options::{StreamOptions, parse_duration_ms};
 pub use parser::{ParseError, ParsedStatement, parse_sql};
-pub use window_inputs::{LiftedInput, lift_window_inputs};
 pub use rewrite::{
     Emit, hide_metadata_columns, name_insert_columns, rewrite_group_windows,
     rewrite_window_functions, session_keys, strip_emit,
 };
+pub use window_inputs::{LiftedInput, lift_window_inputs};
 
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ColumnDef, Expr, Ident, ObjectName, Query, SqlOption};

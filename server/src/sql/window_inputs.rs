@@ -135,7 +135,9 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn lift(sql: &str) -> (String, Vec<LiftedInput>) {
-        let mut statement = Parser::parse_sql(&GenericDialect {}, sql).unwrap().remove(0);
+        let mut statement = Parser::parse_sql(&GenericDialect {}, sql)
+            .unwrap()
+            .remove(0);
         let Statement::Query(query) = &mut statement else {
             panic!()
         };
@@ -163,7 +165,9 @@ mod tests {
             lifted[0].sql,
             "WITH c AS (SELECT * FROM TUMBLE(s, ts, INTERVAL '1' SECOND)) SELECT * FROM c"
         );
-        assert!(lifted[1].sql.contains("SELECT * FROM (SELECT * FROM TUMBLE(s, ts, INTERVAL '2' SECOND)) AS lifted"));
+        assert!(lifted[1].sql.contains(
+            "SELECT * FROM (SELECT * FROM TUMBLE(s, ts, INTERVAL '2' SECOND)) AS lifted"
+        ));
         assert_eq!(lifted[2].sql, "SELECT * FROM v");
     }
 }

@@ -214,9 +214,11 @@ fn operator_graphs_equal_bounded_queries() {
         .unwrap_or(3);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // `WEIR_DIFFERENTIAL_CASE="seed partitions parallelism"` runs one case (to reproduce).
-    let one: Option<Vec<u64>> = std::env::var("WEIR_DIFFERENTIAL_CASE")
-        .ok()
-        .map(|v| v.split_whitespace().filter_map(|n| n.parse().ok()).collect());
+    let one: Option<Vec<u64>> = std::env::var("WEIR_DIFFERENTIAL_CASE").ok().map(|v| {
+        v.split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    });
     runtime.block_on(async {
         if let Some([seed, partitions, parallelism]) = one.as_deref() {
             return graph_case(*seed, *partitions as usize, *parallelism as usize).await;
