@@ -36,6 +36,11 @@ impl Engine {
     }
 
     async fn plan_statement(&self, mut statement: DFStatement) -> Result<ContinuousPlan> {
+        if let DFStatement::Statement(inner) = &mut statement
+            && let Statement::Query(query) = inner.as_mut()
+        {
+            self.inline_window_views(query);
+        }
         let _lifted = self.lift_window_inputs(&mut statement).await?;
         if let DFStatement::Statement(inner) = &mut statement {
             let streams = self.streams.read();
@@ -78,6 +83,10 @@ impl Engine {
                 "\"{name}\" already exists; use IF NOT EXISTS, or drop it first"
             )));
         }
+        // Views as window inputs become their definitions, in what is stored too.
+        let mut query = query.clone();
+        self.inline_window_views(&mut query);
+        let query = &query;
         let plan = self
             .plan_statement(DFStatement::Statement(Box::new(Statement::Query(
                 Box::new(query.clone()),

@@ -513,6 +513,8 @@ impl Engine {
     /// Plans the inputs of window functions that are queries, CTEs or views (see
     /// `sql::lift_window_inputs`) after Weir's rewrites, for the window functions to read
     /// while `statement` is planned; the guard forgets them.
+    /// A view named there is its rows now (a continuous query has its views inlined
+    /// first: [`Engine::inline_window_views`]).
     async fn lift_window_inputs(&self, statement: &mut DFStatement) -> Result<LiftedInputs> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut guard = LiftedInputs {
@@ -534,7 +536,12 @@ impl Engine {
         };
         let lifted = {
             let views = self.views.read();
-            crate::sql::lift_window_inputs(query, &|name| views.contains_key(name), &mut || {
+            let relation = |name: &str| -> Option<String> {
+                views
+                    .contains_key(name)
+                    .then(|| format!("SELECT * FROM \"{name}\""))
+            };
+            crate::sql::lift_window_inputs(query, &relation, &mut || {
                 let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 format!("{}{n}", crate::planner::LIFTED_PREFIX)
             })
@@ -568,6 +575,20 @@ impl Engine {
             guard.names.push(input.name);
         }
         Ok(guard)
+    }
+
+    /// A view named as a window function's input, in a continuous query, becomes its
+    /// definition: a view's rows are state, not a log to follow, so the query computes
+    /// what the view computes (from the same streams).
+    pub(super) fn inline_window_views(&self, query: &mut datafusion::sql::sqlparser::ast::Query) {
+        let queries = self.queries.lock();
+        let views = self.views.read();
+        crate::sql::inline_window_views(query, &|name| {
+            views
+                .contains_key(name)
+                .then(|| queries.get(name).map(|q| q.def.select.clone()))
+                .flatten()
+        });
     }
 
     async fn run_datafusion(

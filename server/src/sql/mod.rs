@@ -14,7 +14,7 @@ pub use rewrite::{
     Emit, hide_metadata_columns, name_insert_columns, rewrite_group_windows,
     rewrite_window_functions, session_keys, strip_emit,
 };
-pub use window_inputs::{LiftedInput, lift_window_inputs};
+pub use window_inputs::{LiftedInput, inline_window_views, lift_window_inputs};
 
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ColumnDef, Expr, Ident, ObjectName, Query, SqlOption};

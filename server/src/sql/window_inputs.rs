@@ -21,25 +21,43 @@ pub struct LiftedInput {
 }
 
 /// Lifts the first arguments of `TUMBLE` / `HOP` in `query` that are a subquery, a CTE
-/// of the query or a name `is_relation` knows (a view), innermost first, naming each
-/// with `next_name`.
+/// of the query or a name `relation` gives the SQL of (a view), innermost first,
+/// naming each with `next_name`.
 pub fn lift_window_inputs(
     query: &mut Query,
-    is_relation: &dyn Fn(&str) -> bool,
+    relation: &dyn Fn(&str) -> Option<String>,
     next_name: &mut dyn FnMut() -> String,
 ) -> Vec<LiftedInput> {
     let mut lift = Lift {
-        is_relation,
+        relation,
         next_name,
+        inline: false,
         out: Vec::new(),
     };
     lift.query(query, &[]);
     lift.out
 }
 
+/// Replaces each view named as the first argument of `TUMBLE` / `HOP` by its definition
+/// (`view_sql`), as a subquery: what a continuous query over a view computes, written
+/// into the query itself so it stands alone (it is stored so, and planned again at
+/// every start).
+pub fn inline_window_views(query: &mut Query, view_sql: &dyn Fn(&str) -> Option<String>) {
+    let mut none = String::new;
+    let mut lift = Lift {
+        relation: view_sql,
+        next_name: &mut none,
+        inline: true,
+        out: Vec::new(),
+    };
+    lift.query(query, &[]);
+}
+
 struct Lift<'a> {
-    is_relation: &'a dyn Fn(&str) -> bool,
+    relation: &'a dyn Fn(&str) -> Option<String>,
     next_name: &'a mut dyn FnMut() -> String,
+    /// Only put views' definitions in place (see [`inline_window_views`]).
+    inline: bool,
     out: Vec<LiftedInput>,
 }
 
@@ -103,6 +121,22 @@ impl Lift<'_> {
                         format!("WITH {} ", ctes.join(", "))
                     }
                 };
+                if self.inline {
+                    if let Expr::Identifier(id) = first
+                        && !scope.iter().any(|c| c.alias.name.value == id.value)
+                        && let Some(sql) = (self.relation)(&super::normalize_ident(id))
+                        && let Ok(mut parsed) =
+                            datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                                &datafusion::sql::sqlparser::dialect::GenericDialect {},
+                                &sql,
+                            )
+                        && let Some(datafusion::sql::sqlparser::ast::Statement::Query(q)) =
+                            parsed.pop()
+                    {
+                        *first = Expr::Subquery(q);
+                    }
+                    return;
+                }
                 let sql = match first {
                     Expr::Subquery(q) => {
                         self.query(q, scope);
@@ -113,9 +147,10 @@ impl Lift<'_> {
                     {
                         format!("{with}SELECT * FROM {id}")
                     }
-                    Expr::Identifier(id) if (self.is_relation)(&super::normalize_ident(id)) => {
-                        format!("SELECT * FROM {id}")
-                    }
+                    Expr::Identifier(id) => match (self.relation)(&super::normalize_ident(id)) {
+                        Some(sql) => sql,
+                        None => return,
+                    },
                     _ => return,
                 };
                 let lifted = (self.next_name)();
@@ -142,7 +177,8 @@ mod tests {
             panic!()
         };
         let mut n = 0;
-        let lifted = lift_window_inputs(query, &|name| name == "v", &mut || {
+        let view = |name: &str| (name == "v").then(|| "SELECT * FROM v".to_string());
+        let lifted = lift_window_inputs(query, &view, &mut || {
             n += 1;
             format!("w{n}")
         });
@@ -169,5 +205,24 @@ mod tests {
             "SELECT * FROM (SELECT * FROM TUMBLE(s, ts, INTERVAL '2' SECOND)) AS lifted"
         ));
         assert_eq!(lifted[2].sql, "SELECT * FROM v");
+    }
+
+    #[test]
+    fn inlines_views_as_subqueries() {
+        let mut statement = Parser::parse_sql(
+            &GenericDialect {},
+            "SELECT * FROM TUMBLE(v, window_start, INTERVAL '1' MINUTE)",
+        )
+        .unwrap()
+        .remove(0);
+        let Statement::Query(query) = &mut statement else {
+            panic!()
+        };
+        let view = |name: &str| (name == "v").then(|| "SELECT a FROM s".to_string());
+        inline_window_views(query, &view);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT * FROM TUMBLE((SELECT a FROM s), window_start, INTERVAL '1' MINUTE)"
+        );
     }
 }
