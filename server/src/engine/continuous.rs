@@ -499,6 +499,9 @@ impl Engine {
             _ if matches!(&last.kind, StatefulKind::Dedup(d) if d.latest) => {
                 "emit: the latest row per key into the view (replaced as later rows arrive)"
             }
+            _ if matches!(last.kind, StatefulKind::IntervalJoin(_)) => {
+                "emit: append-only, each match once, when its second row arrives (late rows dropped)"
+            }
             _ if matches!(last.kind, StatefulKind::Dedup(_)) => {
                 "emit: append-only, each key's first row once the watermark passes it (later rows of the key and late rows dropped)"
             }

@@ -13,10 +13,12 @@
 //! - [`top_n`]: ranks each window's rows when it closes (`ROW_NUMBER()` / `RANK()` /
 //!   `DENSE_RANK()`) and keeps the top ones.
 //! - [`dedup`]: one row per key, the first by event time or the latest.
+//! - [`interval_join`]: rows of two inputs whose times lie within bounds of each other.
 //! - [`merge`]: the union of its inputs (also the last node of a query without state).
 
 pub mod aggregate;
 pub mod dedup;
+pub mod interval_join;
 mod live_groups;
 pub mod merge;
 pub mod stateless;
@@ -175,6 +177,9 @@ pub fn instantiate(node: &StatefulNode, role: Role) -> Result<Box<dyn Operator>>
         }
         StatefulKind::TopN(plan) => Box::new(top_n::TopN::new(plan.clone(), role)),
         StatefulKind::Dedup(plan) => Box::new(dedup::Dedup::new(plan.clone(), role)?),
+        StatefulKind::IntervalJoin(plan) => {
+            Box::new(interval_join::IntervalJoin::new(plan.clone(), role))
+        }
         StatefulKind::Merge => Box::new(merge::Merge::new(role)),
     })
 }

@@ -128,6 +128,8 @@ impl TopN {
                 "the Top-N's window plan has no input to replace".into(),
             ));
         }
+        // Operators may keep state across runs (a hash join's build side) unless reset.
+        let exec = datafusion::physical_plan::execution_plan::reset_plan_states(exec)?;
         let ranked = collect(exec, self.task.clone()).await?;
         let Some(max) = self.plan.max_rank else {
             return Ok(ranked);

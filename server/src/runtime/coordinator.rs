@@ -229,7 +229,7 @@ impl RunningQuery {
             }
             nodes.push(checkpoint::NodeState {
                 node: node.id,
-                kind: super::node_kind(&node.node).into(),
+                kind: super::restore::node_kind(&node.node).into(),
                 instances: states,
             });
         }

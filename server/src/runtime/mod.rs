@@ -36,8 +36,11 @@ pub mod checkpoint;
 mod coordinator;
 mod error;
 mod instance;
+mod observe;
 mod progress;
 mod reader;
+mod restore;
+mod route;
 mod sink;
 
 pub use crate::operators::aggregate::OP_COLUMN;
@@ -47,9 +50,7 @@ pub use sink::{Sink, ViewState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::{AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{take, take_record_batch};
-use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -404,7 +405,11 @@ impl RunningQuery {
                 sender_base,
                 keys: match nodes[to].parallelism {
                     1 => None,
-                    _ => nodes[to].node.keys.clone(),
+                    _ => nodes[to]
+                        .node
+                        .keys
+                        .as_ref()
+                        .map(|ports| ports[edge.port].clone()),
                 },
                 targets: senders_of[to].clone(),
             };
@@ -511,90 +516,6 @@ impl RunningQuery {
         Ok(query)
     }
 
-    /// Maps a checkpoint onto this plan: source positions by stream name, operator
-    /// states by node id (a version-1 checkpoint: its one source and one node). A
-    /// checkpoint that does not fit is refused, never used in part.
-    fn restore_plan(
-        def: &QueryDef,
-        sources: &[SourceSlots],
-        nodes: &[NodeRun],
-        checkpoint: Option<checkpoint::Checkpoint>,
-    ) -> Result<Option<Restored>> {
-        let Some(mut c) = checkpoint else {
-            return Ok(None);
-        };
-        let refuse = |why: String| {
-            RuntimeError::Checkpoint(format!(
-                "the checkpoint of {} (epoch {}) does not fit its plan: {why}; drop and re-create \
-                 the query to start it afresh from its input",
-                def.name, c.epoch
-            ))
-        };
-        if c.legacy {
-            // Written when a plan had one source and one stateful node.
-            if sources.len() != 1 || nodes.len() != 1 {
-                return Err(refuse(format!(
-                    "it was written by an earlier version of Weir for a plan of one source and one \
-                     operator, and this version plans the query as {} source(s) and {} operator(s)",
-                    sources.len(),
-                    nodes.len()
-                )));
-            }
-            c.sources[0].stream = sources[0].stream.name().to_string();
-            c.nodes[0].node = nodes[0].id;
-            c.nodes[0].kind = node_kind(&nodes[0].node).into();
-        }
-        let mut positions = Vec::new();
-        for source in sources {
-            let partitions = source.stream.partitions().len();
-            let saved = c
-                .sources
-                .iter()
-                .find(|s| s.stream == source.stream.name())
-                .ok_or_else(|| refuse(format!("it has no offsets for {}", source.stream.name())))?;
-            if saved.offsets.len() != partitions {
-                return Err(refuse(format!(
-                    "it has offsets for {} partitions of {}, which has {partitions}",
-                    saved.offsets.len(),
-                    source.stream.name()
-                )));
-            }
-            for p in 0..partitions {
-                positions.push((saved.offsets[p], saved.watermarks.get(p).copied().flatten()));
-            }
-        }
-        let mut states = Vec::new();
-        for node in nodes {
-            let saved = c
-                .nodes
-                .iter_mut()
-                .find(|n| n.node == node.id)
-                .ok_or_else(|| refuse(format!("it has no state for operator [{}]", node.id)))?;
-            if saved.kind != node_kind(&node.node) || saved.instances.len() != node.parallelism {
-                return Err(refuse(format!(
-                    "operator [{}] was a {} of {} instance(s), and is now a {} of {}",
-                    node.id,
-                    saved.kind,
-                    saved.instances.len(),
-                    node_kind(&node.node),
-                    node.parallelism
-                )));
-            }
-            states.push(
-                std::mem::take(&mut saved.instances)
-                    .into_iter()
-                    .map(Some)
-                    .collect(),
-            );
-        }
-        Ok(Some(Restored {
-            epoch: c.epoch,
-            counters: c.counters,
-            positions,
-            states,
-        }))
-    }
-
     /// Waits until every instance has restored its checkpointed state (a view then
     /// shows its restored contents), or the query failed.
     pub async fn wait_restored(&self) -> Result<()> {
@@ -651,245 +572,5 @@ impl RunningQuery {
             None => "running".into(),
             Some(e) => format!("failed: {e}"),
         }
-    }
-
-    /// The input streams and their partition slots.
-    pub fn sources(&self) -> &[SourceSlots] {
-        &self.sources
-    }
-
-    /// Instances of the query's widest node.
-    pub fn parallelism(&self) -> usize {
-        self.nodes.iter().map(|n| n.parallelism).max().unwrap_or(1)
-    }
-
-    /// The live figures of each stateful node (by node id), one entry per instance.
-    pub fn node_figures(&self) -> Vec<(NodeId, Vec<Figures>)> {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let figures = n
-                    .instances
-                    .iter()
-                    .map(|i| i.figures.lock().clone())
-                    .collect();
-                (n.id, figures)
-            })
-            .collect()
-    }
-
-    /// Rows held in the operators' state.
-    pub fn state_rows(&self) -> u64 {
-        self.all_figures().map(|f| f.state_rows).sum()
-    }
-
-    /// Bytes held in the operators' state.
-    pub fn state_bytes(&self) -> u64 {
-        self.all_figures().map(|f| f.state_bytes).sum()
-    }
-
-    /// Open windows of the last node, earliest end first (at most 20): (end ns, groups).
-    pub fn open_windows(&self) -> Vec<(i64, u64)> {
-        let mut open = std::collections::BTreeMap::<i64, u64>::new();
-        if let Some(last) = self.nodes.last() {
-            for instance in &last.instances {
-                for (end, groups) in &instance.figures.lock().open_windows {
-                    *open.entry(*end).or_default() += groups;
-                }
-            }
-        }
-        open.into_iter().take(20).collect()
-    }
-
-    /// The query's watermark: the last node's (the least over its instances).
-    pub fn watermark(&self) -> Option<i64> {
-        let last = self.nodes.last()?;
-        last.instances
-            .iter()
-            .map(|i| i.figures.lock().watermark)
-            .collect::<Option<Vec<_>>>()?
-            .into_iter()
-            .min()
-    }
-
-    fn all_figures(&self) -> impl Iterator<Item = Figures> + '_ {
-        self.nodes
-            .iter()
-            .flat_map(|n| n.instances.iter().map(|i| i.figures.lock().clone()))
-    }
-
-    /// Rows read per input stream (in `sources` order).
-    pub fn reader_rows(&self) -> Vec<u64> {
-        self.sources
-            .iter()
-            .enumerate()
-            .map(|(s, _)| {
-                self.readers
-                    .iter()
-                    .filter(|r| r.source == s)
-                    .map(|r| r.rows.load(Ordering::Relaxed))
-                    .sum()
-            })
-            .collect()
-    }
-
-    /// Per partition slot: its reader's watermark and whether it is idle.
-    pub fn reader_reports(&self) -> Vec<(Option<i64>, bool)> {
-        self.readers.iter().map(|r| *r.report.lock()).collect()
-    }
-
-    /// Per partition slot (sources in order, their partitions in order), the next
-    /// offset whose rows have not all reached the sink.
-    pub fn progress(&self) -> Vec<u64> {
-        let last = self.nodes.last().expect("a plan has a stateful node");
-        let frontiers: Vec<Vec<u64>> = last
-            .instances
-            .iter()
-            .map(|i| i.progress.lock().clone())
-            .collect();
-        (0..self.readers.len())
-            .map(|slot| {
-                frontiers
-                    .iter()
-                    .map(|f| f.get(slot).copied().unwrap_or(0))
-                    .min()
-                    .unwrap_or(0)
-            })
-            .collect()
-    }
-
-    /// Has every reader re-check idleness against the clock now and hand its event
-    /// time on (FLUSH does, so tests that move an injected clock see its effect
-    /// deterministically: the checkpoint FLUSH takes next comes after it on every edge).
-    pub async fn tick(&self) {
-        for reader in &self.readers {
-            let (done, wait) = oneshot::channel();
-            if reader.ticks.send(done).await.is_ok() {
-                let _ = wait.await;
-            }
-        }
-    }
-
-    /// Waits until every partition slot has processed everything below `targets` (FLUSH).
-    pub async fn wait_for(&self, targets: &[u64]) -> Result<()> {
-        let mut rx = self.progressed.subscribe();
-        loop {
-            if let Some(e) = &*self.error.lock() {
-                return Err(RuntimeError::Stopped(format!(
-                    "query {} failed: {e}",
-                    self.def.name
-                )));
-            }
-            if self
-                .progress()
-                .iter()
-                .zip(targets)
-                .all(|(done, target)| done >= target)
-            {
-                return Ok(());
-            }
-            if rx.changed().await.is_err() {
-                return Err(RuntimeError::Stopped(format!(
-                    "query {} stopped",
-                    self.def.name
-                )));
-            }
-        }
-    }
-
-    /// The committed end of every partition slot (what FLUSH waits for).
-    pub fn committed_offsets(&self) -> Vec<u64> {
-        self.sources
-            .iter()
-            .flat_map(|s| s.stream.partitions().iter().map(|p| p.committed_offset()))
-            .collect()
-    }
-}
-
-/// A node's kind as checkpoints name it.
-fn node_kind(node: &StatefulNode) -> &'static str {
-    match node.kind {
-        StatefulKind::Aggregate(_) => "aggregate",
-        StatefulKind::TopN(_) => "top_n",
-        StatefulKind::Dedup(_) => "dedup",
-        StatefulKind::Merge => "merge",
-    }
-}
-
-/// The hash exchange: which of `parts` instances each row goes to, by a hash of `keys`
-/// evaluated on the batch (every group lives in exactly one instance).
-fn exchange(
-    keys: &[Arc<dyn PhysicalExpr>],
-    batch: &RecordBatch,
-    parts: usize,
-) -> Result<Vec<UInt32Array>> {
-    let keys = keys
-        .iter()
-        .map(|e| {
-            e.evaluate(batch)
-                .and_then(|v| v.into_array(batch.num_rows()))
-        })
-        .collect::<datafusion::common::Result<Vec<_>>>()?;
-    let mut hashes = vec![0u64; batch.num_rows()];
-    create_hashes(&keys, &RandomState::with_seed(0x4558_4348), &mut hashes)?;
-    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); parts];
-    for (row, hash) in hashes.iter().enumerate() {
-        rows[((*hash as u128 * parts as u128) >> 64) as usize].push(row as u32);
-    }
-    Ok(rows.into_iter().map(UInt32Array::from).collect())
-}
-
-impl Route {
-    /// Runs the route's steps on `batch` and splits the result over its targets:
-    /// per target, the rows it gets (`None`: none).
-    fn route(
-        &self,
-        batch: RecordBatch,
-        source: Option<&RecordBatch>,
-    ) -> Result<Vec<Option<Input>>> {
-        let batch = match &self.projection {
-            Some(projection) => batch.project(projection)?,
-            None => batch,
-        };
-        let tracked = crate::operators::stateless::run_tracking(&self.steps, batch)?;
-        if tracked.batch.num_rows() == 0 {
-            return Ok((0..self.targets.len()).map(|_| None).collect());
-        }
-        let input = Input {
-            batch: tracked.batch,
-            primary: tracked.primary,
-            source: source.map(|s| (s.clone(), tracked.origin)),
-        };
-        let Some(keys) = &self.keys else {
-            let mut parts: Vec<Option<Input>> = (0..self.targets.len()).map(|_| None).collect();
-            parts[0] = Some(input);
-            return Ok(parts);
-        };
-        exchange(keys, &input.batch, self.targets.len())?
-            .into_iter()
-            .map(|indices| {
-                if indices.is_empty() {
-                    return Ok(None);
-                }
-                let primary = match &input.primary {
-                    Some(p) => Some(take(p, &indices, None)?.as_boolean().clone()),
-                    None => None,
-                };
-                let source = match &input.source {
-                    Some((rows, origin)) => Some((
-                        rows.clone(),
-                        take(origin, &indices, None)?
-                            .as_primitive::<datafusion::arrow::datatypes::UInt32Type>()
-                            .clone(),
-                    )),
-                    None => None,
-                };
-                Ok(Some(Input {
-                    batch: take_record_batch(&input.batch, &indices)?,
-                    primary,
-                    source,
-                }))
-            })
-            .collect()
     }
 }

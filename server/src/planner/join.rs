@@ -1,0 +1,250 @@
+//! Planning an interval join: `... FROM orders o JOIN payments p ON o.id = p.order_id
+//! AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '10' MINUTE` (also `>=` / `<` pairs, and
+//! bounds written on either side).
+//!
+//! The join's matching is DataFusion's: its hash join with the whole ON clause (the
+//! equality keys, and the rest as its `JoinFilter`), planned once over empty inputs and
+//! run by the operator over the rows of each new batch and the other side's rows held.
+//! The bounds found in the ON clause only decide how long each side's rows are held and
+//! which rows are late, so they may be wider than the exact condition, never narrower.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{Column, DFSchema, ExprSchema, Result, ScalarValue};
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{
+    BinaryExpr, EmptyRelation, Expr, Join, JoinType, LogicalPlan, Operator,
+};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::refuse;
+
+/// An interval join of two inputs, by event time.
+#[derive(Debug, Clone)]
+pub struct IntervalJoinPlan {
+    /// DataFusion's physical join over two empty inputs (left, then right): the
+    /// operator puts rows in their place.
+    pub exec: Arc<dyn ExecutionPlan>,
+    pub left_schema: SchemaRef,
+    pub right_schema: SchemaRef,
+    /// Event time of each side's rows, on that side's input.
+    pub left_time: Arc<dyn PhysicalExpr>,
+    pub right_time: Arc<dyn PhysicalExpr>,
+    /// `right time - left time` lies in `[lower_ns, upper_ns]` for every match.
+    pub lower_ns: i64,
+    pub upper_ns: i64,
+    pub label: String,
+}
+
+const HOW: &str = "an interval join bounds the time of one side by the other's, e.g. \
+    ON o.id = p.order_id AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '10' MINUTE, and a \
+    window join matches equal windows (ON a.window_end = b.window_end AND ...)";
+
+/// A time column with an offset: `ts`, `ts + INTERVAL ...` or `ts - INTERVAL ...`.
+fn column_offset(expr: &Expr) -> Option<(Column, i64)> {
+    match expr {
+        Expr::Column(c) => Some((c.clone(), 0)),
+        Expr::Cast(c) => column_offset(&c.expr),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (column, base) = column_offset(left)?;
+            let ns = match right.as_ref() {
+                Expr::Literal(v, _) => interval_ns(v)?,
+                _ => return None,
+            };
+            match op {
+                Operator::Plus => Some((column, base + ns)),
+                Operator::Minus => Some((column, base - ns)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn interval_ns(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+            Some(v.days as i64 * 86_400_000_000_000 + v.nanoseconds)
+        }
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            Some(v.days as i64 * 86_400_000_000_000 + v.milliseconds as i64 * 1_000_000)
+        }
+        _ => None,
+    }
+}
+
+/// The bounds on `right time - left time` that the conjuncts of `filter` give, with the
+/// two time columns.
+fn bounds(
+    filter: &Expr,
+    left: &DFSchema,
+    right: &DFSchema,
+) -> (Option<(Column, Column)>, Option<i64>, Option<i64>) {
+    let mut columns: Option<(Column, Column)> = None;
+    let (mut lower, mut upper): (Option<i64>, Option<i64>) = (None, None);
+    let mut conjuncts = Vec::new();
+    for e in datafusion::logical_expr::utils::split_conjunction(filter) {
+        match e {
+            Expr::Between(b) if !b.negated => {
+                conjuncts.push((b.expr.as_ref().clone(), Operator::GtEq, *b.low.clone()));
+                conjuncts.push((b.expr.as_ref().clone(), Operator::LtEq, *b.high.clone()));
+            }
+            Expr::BinaryExpr(b) => conjuncts.push((*b.left.clone(), b.op, *b.right.clone())),
+            _ => {}
+        }
+    }
+    for (a, op, b) in conjuncts {
+        let (Some((ca, oa)), Some((cb, ob))) = (column_offset(&a), column_offset(&b)) else {
+            continue;
+        };
+        // a + oa OP b + ob, as right - left OP k.
+        let (r, l, op, k) = if right.has_column(&ca) && left.has_column(&cb) {
+            (ca, cb, op, ob - oa)
+        } else if left.has_column(&ca) && right.has_column(&cb) {
+            let Some(flipped) = op.swap() else { continue };
+            (cb, ca, flipped, oa - ob)
+        } else {
+            continue;
+        };
+        if columns
+            .as_ref()
+            .is_some_and(|(cl, cr)| *cl != l || *cr != r)
+        {
+            continue;
+        }
+        match op {
+            Operator::GtEq | Operator::Gt => lower = Some(lower.map_or(k, |x| x.max(k))),
+            Operator::LtEq | Operator::Lt => upper = Some(upper.map_or(k, |x| x.min(k))),
+            _ => continue,
+        }
+        columns = Some((l, r));
+    }
+    (columns, lower, upper)
+}
+
+/// An equality of two TIMESTAMP columns among the join's keys (`window_end` first).
+fn equal_times(join: &Join) -> Option<(Column, Column)> {
+    let timestamp = |schema: &DFSchema, c: &Column| {
+        schema.field_from_column(c).is_ok_and(|f| {
+            matches!(
+                f.data_type(),
+                datafusion::arrow::datatypes::DataType::Timestamp(_, _)
+            )
+        })
+    };
+    let mut pairs: Vec<(Column, Column)> = join
+        .on
+        .iter()
+        .filter_map(|(l, r)| match (l, r) {
+            (Expr::Column(l), Expr::Column(r))
+                if timestamp(join.left.schema(), l) && timestamp(join.right.schema(), r) =>
+            {
+                Some((l.clone(), r.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    pairs.sort_by_key(|(l, _)| l.name != "window_end");
+    pairs.into_iter().next()
+}
+
+fn seconds(ns: i64) -> String {
+    let s = ns as f64 / 1e9;
+    format!("{s} s")
+}
+
+/// Plans `join` (its inputs already planned) as an interval join.
+pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJoinPlan> {
+    if join.join_type != JoinType::Inner {
+        return Err(refuse(format!(
+            "{} joins cannot run continuously in this build yet; INNER interval joins can ({HOW})",
+            join.join_type
+        )));
+    }
+    let left = join.left.schema();
+    let right = join.right.schema();
+    let no_filter = Expr::Literal(ScalarValue::Boolean(Some(true)), None);
+    let filter = join.filter.as_ref().unwrap_or(&no_filter);
+    if join.filter.is_none() && equal_times(join).is_none() {
+        return Err(refuse(format!(
+            "a join without time bounds would hold every row of both streams forever; {HOW}"
+        )));
+    }
+    let (mut columns, mut lower, mut upper) = bounds(filter, left, right);
+    if columns.is_none() {
+        // A window join: equal window bounds (`a.window_end = b.window_end`) hold each
+        // row until the watermark passes its window's end.
+        (columns, lower, upper) = (equal_times(join), Some(0), Some(0));
+    }
+    let (Some((left_column, right_column)), Some(lower_ns), Some(upper_ns)) =
+        (columns, lower, upper)
+    else {
+        return Err(refuse(format!(
+            "the join's ON clause needs a lower and an upper bound on one side's time by the \
+             other's, or rows are held forever; {HOW}"
+        )));
+    };
+    for (schema, column) in [(left, &left_column), (right, &right_column)] {
+        let field = schema.field_from_column(column)?;
+        if !matches!(
+            field.data_type(),
+            datafusion::arrow::datatypes::DataType::Timestamp(_, _)
+        ) {
+            return Err(refuse(format!(
+                "{column} bounds the join but is {}, not a TIMESTAMP; {HOW}",
+                field.data_type()
+            )));
+        }
+    }
+    if lower_ns > upper_ns {
+        return Err(refuse(format!(
+            "the join's time bounds leave no match ({} after the other side at the least, \
+             {} at the most); {HOW}",
+            seconds(lower_ns),
+            seconds(upper_ns)
+        )));
+    }
+    // DataFusion's join over empty inputs of the two schemas, in one partition (so the
+    // operator's rows go straight in).
+    let empty = |schema: &datafusion::common::DFSchemaRef| {
+        Arc::new(LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema: schema.clone(),
+        }))
+    };
+    let standalone = Join {
+        left: empty(left),
+        right: empty(right),
+        ..join.clone()
+    };
+    let mut config = state.config().clone();
+    config.options_mut().execution.target_partitions = 1;
+    let planning = SessionStateBuilder::new_from_existing(state.clone())
+        .with_config(config)
+        .build();
+    let exec = futures::executor::block_on(
+        planning
+            .query_planner()
+            .create_physical_plan(&LogicalPlan::Join(standalone), &planning),
+    )?;
+    let on: Vec<String> = join.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+    let label = format!(
+        "IntervalJoin: INNER on [{}], {right_column} - {left_column} in [{}, {}] (rows held until the watermark passes their bound)",
+        on.join(", "),
+        seconds(lower_ns),
+        seconds(upper_ns)
+    );
+    Ok(IntervalJoinPlan {
+        exec,
+        left_schema: Arc::new(left.as_arrow().clone()),
+        right_schema: Arc::new(right.as_arrow().clone()),
+        left_time: state.create_physical_expr(Expr::Column(left_column), left)?,
+        right_time: state.create_physical_expr(Expr::Column(right_column), right)?,
+        lower_ns,
+        upper_ns,
+        label,
+    })
+}
