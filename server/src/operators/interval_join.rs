@@ -1,45 +1,61 @@
 //! Interval join: rows of two inputs (port 0 the left, port 1 the right) that match on
 //! the ON clause, whose times lie within bounds of each other (`right - left` in
-//! `[lower, upper]`).
+//! `[lower, upper]`); INNER, LEFT, RIGHT or FULL.
 //!
-//! Each side's rows are held. A batch from one side is joined, by DataFusion's own join
-//! (the plan's hash join with the whole ON clause), with the rows the other side holds,
-//! then held itself; so every pair meets once, when its second row arrives. The output
-//! is append-only.
+//! Each side's rows are held, each with a row number. A batch from one side is joined,
+//! by DataFusion's own join (the plan's hash join with the whole ON clause), with the
+//! rows the other side holds, then held itself; so every pair meets once, when its
+//! second row arrives. The row numbers in the join's output tell which held rows have
+//! matched. The output is append-only.
 //!
 //! Time: a row older than the watermark (the minimum of both inputs') is late, dropped
 //! and counted. A left row at `l` can only match right rows at `l + lower ..= l + upper`,
 //! and every right row still to come is at the watermark or later, so it is dropped
 //! once `l + upper` is before the watermark; a right row at `r`, once `r - lower` is.
 //! Between rows that are not late, no match is missed: whichever arrives second finds
-//! the first still held. `state_rows` shows what is held.
+//! the first still held. A row of an outer side that is dropped without ever having
+//! matched is emitted then, with NULLs for the other side. `state_rows` shows what is
+//! held.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{BooleanArray, RecordBatch, UInt8Array, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt8Array, UInt32Array, UInt64Array,
+    new_null_array,
+};
 use datafusion::arrow::compute::{filter_record_batch, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::JoinType;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
 use super::{Emitted, Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
 use crate::planner::IntervalJoinPlan;
+use crate::planner::join::ROW_COLUMNS;
 use crate::planner::session_bounds::nanos;
 
-/// The column that tags a checkpointed row with its side (0 left, 1 right).
+/// Columns that tag a checkpointed row: its side (0 left, 1 right) and whether it has
+/// matched.
 const SIDE: &str = "__join_side";
+const MATCHED: &str = "__join_matched";
 
 pub struct IntervalJoin {
     plan: IntervalJoinPlan,
     role: Role,
+    /// Each side's input schema with the row number appended.
+    held_schema: [SchemaRef; 2],
     watermark: Option<i64>,
-    /// The rows each side holds.
+    /// The rows each side holds (with their row numbers).
     held: [Vec<RecordBatch>; 2],
+    /// Row numbers of held rows that have matched (kept for outer sides only).
+    matched: [HashSet<u64>; 2],
+    next_row: u64,
     out: Vec<RecordBatch>,
     late: Output,
     kept: KeptRows,
@@ -49,13 +65,26 @@ pub struct IntervalJoin {
     late_rows: u64,
 }
 
+fn numbered_schema(schema: &SchemaRef, row: &str) -> SchemaRef {
+    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(row, DataType::UInt64, false)));
+    Arc::new(Schema::new(fields))
+}
+
 impl IntervalJoin {
     pub fn new(plan: IntervalJoinPlan, role: Role) -> Self {
+        let held_schema = [
+            numbered_schema(&plan.left_schema, ROW_COLUMNS[0]),
+            numbered_schema(&plan.right_schema, ROW_COLUMNS[1]),
+        ];
         IntervalJoin {
             plan,
             role,
+            held_schema,
             watermark: None,
             held: [Vec::new(), Vec::new()],
+            matched: [HashSet::new(), HashSet::new()],
+            next_row: 0,
             out: Vec::new(),
             late: Output::default(),
             kept: KeptRows::default(),
@@ -64,6 +93,14 @@ impl IntervalJoin {
             rows_out: 0,
             late_rows: 0,
         }
+    }
+
+    /// Whether `side`'s unmatched rows are part of the output.
+    fn outer(&self, side: usize) -> bool {
+        matches!(
+            (self.plan.join_type, side),
+            (JoinType::Full, _) | (JoinType::Left, 0) | (JoinType::Right, 1)
+        )
     }
 
     fn time(&self, side: usize) -> &Arc<dyn PhysicalExpr> {
@@ -81,17 +118,17 @@ impl IntervalJoin {
         nanos(times.as_ref())
     }
 
-    /// DataFusion's join of `left` and `right` (the plan's empty inputs replaced).
+    /// DataFusion's join of held rows `left` and `right` (the plan's empty inputs
+    /// replaced): the output, and the row numbers of the rows that matched per side.
     async fn join(
-        &self,
+        &mut self,
         left: Vec<RecordBatch>,
         right: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>> {
         let mut sources: Vec<Arc<dyn ExecutionPlan>> = vec![
-            MemorySourceConfig::try_new_exec(&[left], self.plan.left_schema.clone(), None)?,
-            MemorySourceConfig::try_new_exec(&[right], self.plan.right_schema.clone(), None)?,
+            MemorySourceConfig::try_new_exec(&[right], self.held_schema[1].clone(), None)?,
+            MemorySourceConfig::try_new_exec(&[left], self.held_schema[0].clone(), None)?,
         ];
-        sources.reverse();
         // The empty inputs, left first in the plan's tree.
         let exec = self
             .plan
@@ -114,10 +151,32 @@ impl IntervalJoin {
         }
         // A hash join keeps its build side across runs unless told to forget it.
         let exec = datafusion::physical_plan::execution_plan::reset_plan_states(exec)?;
-        collect(exec, self.task.clone()).await
+        let joined = collect(exec, self.task.clone()).await?;
+        let left_width = self.held_schema[0].fields().len();
+        let mut out = Vec::with_capacity(joined.len());
+        for batch in joined.into_iter().filter(|b| b.num_rows() > 0) {
+            // Left columns, left row number, right columns, right row number.
+            let rows = [left_width - 1, batch.num_columns() - 1];
+            for side in 0..2 {
+                if self.outer(side) {
+                    let numbers = batch.column(rows[side]).as_primitive::<UInt64Type>();
+                    self.matched[side].extend(numbers.values().iter().copied());
+                }
+            }
+            let columns: Vec<ArrayRef> = (0..batch.num_columns())
+                .filter(|i| !rows.contains(i))
+                .map(|i| batch.column(i).clone())
+                .collect();
+            out.push(RecordBatch::try_new(
+                self.plan.output_schema.clone(),
+                columns,
+            )?);
+        }
+        Ok(out)
     }
 
-    /// Drops the rows no row still to come can match.
+    /// Drops the rows no row still to come can match; an outer side's rows that never
+    /// matched are emitted with NULLs.
     fn expire(&mut self, watermark: i64) -> Result<()> {
         for side in 0..2 {
             // Left: held while l + upper >= watermark; right: while r - lower >= watermark.
@@ -132,10 +191,15 @@ impl IntervalJoin {
                     .into_iter()
                     .map(|t| Some(t.is_some_and(|t| t.saturating_add(offset) >= watermark)))
                     .collect();
-                match keep.true_count() {
-                    0 => {}
-                    n if n == batch.num_rows() => kept.push(batch),
-                    _ => kept.push(filter_record_batch(&batch, &keep)?),
+                if keep.true_count() == batch.num_rows() {
+                    kept.push(batch);
+                    continue;
+                }
+                if self.outer(side) {
+                    self.emit_unmatched(side, &batch, &keep)?;
+                }
+                if keep.true_count() > 0 {
+                    kept.push(filter_record_batch(&batch, &keep)?);
                 }
             }
             self.held[side] = kept;
@@ -143,18 +207,70 @@ impl IntervalJoin {
         Ok(())
     }
 
-    /// The held rows as checkpoint batches, each tagged with its side.
+    /// The rows of `batch` (held on `side`) that `keep` drops and that never matched,
+    /// with NULLs for the other side.
+    fn emit_unmatched(
+        &mut self,
+        side: usize,
+        batch: &RecordBatch,
+        keep: &BooleanArray,
+    ) -> Result<()> {
+        let width = batch.num_columns() - 1;
+        let numbers = batch.column(width).as_primitive::<UInt64Type>().clone();
+        let mut lonely = Vec::new();
+        for i in 0..batch.num_rows() {
+            if keep.value(i) {
+                continue;
+            }
+            if !self.matched[side].remove(&numbers.value(i)) {
+                lonely.push(i as u32);
+            }
+        }
+        if lonely.is_empty() {
+            return Ok(());
+        }
+        let rows = take_record_batch(batch, &UInt32Array::from(lonely))?;
+        let fields = self.plan.output_schema.fields();
+        let left_width = self.plan.left_schema.fields().len();
+        let columns: Vec<ArrayRef> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match (side, i < left_width) {
+                (0, true) => rows.column(i).clone(),
+                (1, false) => rows.column(i - left_width).clone(),
+                _ => new_null_array(f.data_type(), rows.num_rows()),
+            })
+            .collect();
+        self.out.push(RecordBatch::try_new(
+            self.plan.output_schema.clone(),
+            columns,
+        )?);
+        Ok(())
+    }
+
+    /// The held rows as checkpoint batches, each tagged with its side and which rows
+    /// have matched.
     fn tagged(&self) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
         for (side, batches) in self.held.iter().enumerate() {
             for batch in batches {
                 let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
                 fields.push(Arc::new(Field::new(SIDE, DataType::UInt8, false)));
+                fields.push(Arc::new(Field::new(MATCHED, DataType::Boolean, false)));
+                let numbers = batch
+                    .column(batch.num_columns() - 1)
+                    .as_primitive::<UInt64Type>();
+                let matched: BooleanArray = numbers
+                    .values()
+                    .iter()
+                    .map(|n| Some(self.matched[side].contains(n)))
+                    .collect();
                 let mut columns = batch.columns().to_vec();
                 columns.push(Arc::new(UInt8Array::from(vec![
                     side as u8;
                     batch.num_rows()
                 ])));
+                columns.push(Arc::new(matched));
                 out.push(RecordBatch::try_new(
                     Arc::new(Schema::new(fields)),
                     columns,
@@ -162,13 +278,6 @@ impl IntervalJoin {
             }
         }
         Ok(out)
-    }
-
-    fn schema(&self, side: usize) -> &SchemaRef {
-        match side {
-            0 => &self.plan.left_schema,
-            _ => &self.plan.right_schema,
-        }
     }
 }
 
@@ -182,11 +291,10 @@ impl Operator for IntervalJoin {
         let times = self.times(side, &batch)?;
         let on_time: BooleanArray = times
             .iter()
-            .map(|t| Some(t.is_some() && self.watermark.is_none_or(|w| t.unwrap() >= w)))
+            .map(|t| Some(t.is_some_and(|t| self.watermark.is_none_or(|w| t >= w))))
             .collect();
         let late: Vec<u32> = (0..batch.num_rows() as u32)
-            .filter(|&i| !on_time.value(i as usize))
-            .filter(|&i| times[i as usize].is_some())
+            .filter(|&i| !on_time.value(i as usize) && times[i as usize].is_some())
             .collect();
         self.late_rows += late.len() as u64;
         self.late.late_rows += late.len() as u64;
@@ -199,14 +307,21 @@ impl Operator for IntervalJoin {
             n if n == batch.num_rows() => batch,
             _ => filter_record_batch(&batch, &on_time)?,
         };
+        // Numbered, as held.
+        let first = self.next_row;
+        self.next_row += batch.num_rows() as u64;
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(UInt64Array::from_iter_values(
+            first..self.next_row,
+        )));
+        let batch = RecordBatch::try_new(self.held_schema[side].clone(), columns)?;
         let other = self.held[1 - side].clone();
         if !other.is_empty() {
             let joined = match side {
                 0 => self.join(vec![batch.clone()], other).await?,
                 _ => self.join(other, vec![batch.clone()]).await?,
             };
-            self.out
-                .extend(joined.into_iter().filter(|b| b.num_rows() > 0));
+            self.out.extend(joined);
         }
         self.held[side].push(batch);
         Ok(())
@@ -245,28 +360,38 @@ impl Operator for IntervalJoin {
     }
 
     async fn restore(&mut self, state: OperatorState) -> Result<()> {
+        let unfit = || {
+            DataFusionError::Plan(
+                "the checkpointed join state does not fit this query's plan".into(),
+            )
+        };
         for batch in state.state {
-            let schema = batch.schema();
-            let (Some((at, _)), Some(side)) = (
-                schema.column_with_name(SIDE),
-                batch.column_by_name(SIDE).and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<UInt8Array>()
-                        .map(|a| a.iter().next().flatten())
-                }),
-            ) else {
-                return Err(DataFusionError::Plan(
-                    "the checkpointed join state does not fit this query's plan".into(),
-                ));
-            };
-            let side = side.unwrap_or(0).min(1) as usize;
-            let rows = batch.project(&(0..at).collect::<Vec<_>>())?;
-            if rows.schema().fields() != self.schema(side).fields() {
-                return Err(DataFusionError::Plan(
-                    "the checkpointed join state does not fit this query's plan".into(),
-                ));
+            let width = batch.num_columns();
+            if width < 3 {
+                return Err(unfit());
             }
-            let rows = RecordBatch::try_new(self.schema(side).clone(), rows.columns().to_vec())?;
+            let side = match batch
+                .column(width - 2)
+                .as_any()
+                .downcast_ref::<UInt8Array>()
+            {
+                Some(sides) if !sides.is_empty() => sides.value(0).min(1) as usize,
+                _ => return Err(unfit()),
+            };
+            let matched = batch.column(width - 1).as_boolean().clone();
+            let rows = batch.project(&(0..width - 2).collect::<Vec<_>>())?;
+            if rows.schema().fields() != self.held_schema[side].fields() {
+                return Err(unfit());
+            }
+            let rows =
+                RecordBatch::try_new(self.held_schema[side].clone(), rows.columns().to_vec())?;
+            let numbers = rows.column(width - 3).as_primitive::<UInt64Type>();
+            for (i, n) in numbers.values().iter().enumerate() {
+                self.next_row = self.next_row.max(n + 1);
+                if matched.value(i) {
+                    self.matched[side].insert(*n);
+                }
+            }
             self.held[side].push(rows);
         }
         self.kept.restore(state.closed);

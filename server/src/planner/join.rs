@@ -1,6 +1,7 @@
-//! Planning an interval join: `... FROM orders o JOIN payments p ON o.id = p.order_id
-//! AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '10' MINUTE` (also `>=` / `<` pairs, and
-//! bounds written on either side).
+//! Planning an interval join: `... FROM orders o [LEFT | RIGHT | FULL] JOIN payments p
+//! ON o.id = p.order_id AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '10' MINUTE` (also `>=`
+//! / `<` pairs, and bounds written on either side), and a window join (equal
+//! `window_end`s, the bounds `[0, 0]`).
 //!
 //! The join's matching is DataFusion's: its hash join with the whole ON clause (the
 //! equality keys, and the rest as its `JoinFilter`), planned once over empty inputs and
@@ -25,11 +26,19 @@ use super::refuse;
 /// An interval join of two inputs, by event time.
 #[derive(Debug, Clone)]
 pub struct IntervalJoinPlan {
-    /// DataFusion's physical join over two empty inputs (left, then right): the
-    /// operator puts rows in their place.
+    /// INNER, LEFT, RIGHT or FULL: the outer sides' rows that never matched are emitted
+    /// with NULLs once the watermark passes their interval.
+    pub join_type: JoinType,
+    /// DataFusion's physical INNER join over two empty inputs (left, then right), each
+    /// with a row number appended ([`ROW_COLUMNS`]): the operator puts rows in their
+    /// place, and learns from the row numbers which rows matched.
     pub exec: Arc<dyn ExecutionPlan>,
+    /// The inputs' schemas (without the row number).
     pub left_schema: SchemaRef,
     pub right_schema: SchemaRef,
+    /// The join's output: the left columns, then the right ones (nullable on the inner
+    /// side of an outer join).
+    pub output_schema: SchemaRef,
     /// Event time of each side's rows, on that side's input.
     pub left_time: Arc<dyn PhysicalExpr>,
     pub right_time: Arc<dyn PhysicalExpr>,
@@ -38,6 +47,10 @@ pub struct IntervalJoinPlan {
     pub upper_ns: i64,
     pub label: String,
 }
+
+/// The row number each held row carries into the join (last column of each side: the
+/// left's, the right's).
+pub const ROW_COLUMNS: [&str; 2] = ["__weir_join_row_left", "__weir_join_row_right"];
 
 const HOW: &str = "an interval join bounds the time of one side by the other's, e.g. \
     ON o.id = p.order_id AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '10' MINUTE, and a \
@@ -158,9 +171,12 @@ fn seconds(ns: i64) -> String {
 
 /// Plans `join` (its inputs already planned) as an interval join.
 pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJoinPlan> {
-    if join.join_type != JoinType::Inner {
+    if !matches!(
+        join.join_type,
+        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+    ) {
         return Err(refuse(format!(
-            "{} joins cannot run continuously in this build yet; INNER interval joins can ({HOW})",
+            "{} joins cannot run continuously; INNER, LEFT, RIGHT and FULL interval joins can ({HOW})",
             join.join_type
         )));
     }
@@ -209,17 +225,36 @@ pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJ
     }
     // DataFusion's join over empty inputs of the two schemas, in one partition (so the
     // operator's rows go straight in).
-    let empty = |schema: &datafusion::common::DFSchemaRef| {
-        Arc::new(LogicalPlan::EmptyRelation(EmptyRelation {
-            produce_one_row: false,
-            schema: schema.clone(),
-        }))
-    };
-    let standalone = Join {
-        left: empty(left),
-        right: empty(right),
-        ..join.clone()
-    };
+    // Each side with its row number, as an empty relation.
+    let numbered =
+        |schema: &datafusion::common::DFSchemaRef, row: &str| -> Result<Arc<LogicalPlan>> {
+            let mut fields: Vec<_> = schema
+                .iter()
+                .map(|(q, f)| (q.cloned(), f.clone()))
+                .collect();
+            fields.push((
+                None,
+                Arc::new(datafusion::arrow::datatypes::Field::new(
+                    row,
+                    datafusion::arrow::datatypes::DataType::UInt64,
+                    false,
+                )),
+            ));
+            Ok(Arc::new(LogicalPlan::EmptyRelation(EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(DFSchema::new_with_metadata(fields, Default::default())?),
+            })))
+        };
+    let standalone = Join::try_new(
+        numbered(left, ROW_COLUMNS[0])?,
+        numbered(right, ROW_COLUMNS[1])?,
+        join.on.clone(),
+        join.filter.clone(),
+        JoinType::Inner,
+        join.join_constraint,
+        join.null_equality,
+        false,
+    )?;
     let mut config = state.config().clone();
     config.options_mut().execution.target_partitions = 1;
     let planning = SessionStateBuilder::new_from_existing(state.clone())
@@ -232,12 +267,19 @@ pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJ
     )?;
     let on: Vec<String> = join.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
     let label = format!(
-        "IntervalJoin: INNER on [{}], {right_column} - {left_column} in [{}, {}] (rows held until the watermark passes their bound)",
+        "IntervalJoin: {} on [{}], {right_column} - {left_column} in [{}, {}] (rows held until the watermark passes their bound{})",
+        join.join_type.to_string().to_ascii_uppercase(),
         on.join(", "),
         seconds(lower_ns),
-        seconds(upper_ns)
+        seconds(upper_ns),
+        match join.join_type {
+            JoinType::Inner => "",
+            _ => "; unmatched outer rows then, with NULLs",
+        }
     );
     Ok(IntervalJoinPlan {
+        join_type: join.join_type,
+        output_schema: Arc::new(join.schema.as_arrow().clone()),
         exec,
         left_schema: Arc::new(left.as_arrow().clone()),
         right_schema: Arc::new(right.as_arrow().clone()),
