@@ -22,7 +22,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 type Key = Box<[u8]>;
 use datafusion::common::{DataFusionError, Result};
 
-use super::{Emitted, Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
+use super::{Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
 use crate::planner::DedupPlan;
 use crate::planner::session_bounds::{nanos, timestamps};
 
@@ -165,11 +165,7 @@ impl Dedup {
             }
         }
         self.late_rows += late.len() as u64;
-        self.late.late_rows += late.len() as u64;
-        if let (Some((source, index)), false) = (&rows.source, late.is_empty()) {
-            let at = UInt32Array::from_iter_values(late.iter().map(|&i| index.value(i as usize)));
-            self.late.late.push(take_record_batch(source, &at)?);
-        }
+        self.late.add_late(&rows.source, &late)?;
         Ok(())
     }
 
@@ -250,10 +246,7 @@ impl Operator for Dedup {
             return Ok(output);
         };
         self.rows_out += batch.num_rows() as u64;
-        match self.role.view {
-            true => self.kept.push(batch),
-            false => output.rows.push(Emitted { batch, op: None }),
-        }
+        output.rows = self.kept.hand_out(self.role.view, vec![batch]);
         Ok(output)
     }
 

@@ -35,7 +35,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
-use super::{Emitted, Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
+use super::{Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
 use crate::planner::IntervalJoinPlan;
 use crate::planner::join::ROW_COLUMNS;
 use crate::planner::session_bounds::nanos;
@@ -297,11 +297,7 @@ impl Operator for IntervalJoin {
             .filter(|&i| !on_time.value(i as usize) && times[i as usize].is_some())
             .collect();
         self.late_rows += late.len() as u64;
-        self.late.late_rows += late.len() as u64;
-        if let (Some((source, index)), false) = (&rows.source, late.is_empty()) {
-            let at = UInt32Array::from_iter_values(late.iter().map(|&i| index.value(i as usize)));
-            self.late.late.push(take_record_batch(source, &at)?);
-        }
+        self.late.add_late(&rows.source, &late)?;
         let batch = match on_time.true_count() {
             0 => return Ok(()),
             n if n == batch.num_rows() => batch,
@@ -338,15 +334,7 @@ impl Operator for IntervalJoin {
         let mut output = std::mem::take(&mut self.late);
         let rows = std::mem::take(&mut self.out);
         self.rows_out += rows.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        match self.role.view {
-            true => rows.into_iter().for_each(|b| self.kept.push(b)),
-            false => {
-                output.rows = rows
-                    .into_iter()
-                    .map(|batch| Emitted { batch, op: None })
-                    .collect()
-            }
-        }
+        output.rows = self.kept.hand_out(self.role.view, rows);
         Ok(output)
     }
 

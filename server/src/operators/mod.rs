@@ -109,6 +109,24 @@ pub struct Output {
     pub late: Vec<RecordBatch>,
 }
 
+impl Output {
+    /// Counts rows `late` of an input as late and, when the query routes late events
+    /// (`source`: the source rows and each row's index there), keeps their source rows.
+    pub fn add_late(
+        &mut self,
+        source: &Option<(RecordBatch, UInt32Array)>,
+        late: &[u32],
+    ) -> Result<()> {
+        self.late_rows += late.len() as u64;
+        if let (Some((rows, index)), false) = (source, late.is_empty()) {
+            let at = UInt32Array::from_iter_values(late.iter().map(|&i| index.value(i as usize)));
+            self.late
+                .push(datafusion::arrow::compute::take_record_batch(rows, &at)?);
+        }
+        Ok(())
+    }
+}
+
 /// Some of the final rows an operator keeps for a view, stored as one file; its name
 /// is unique within the query, and the same name always holds the same rows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -268,6 +286,18 @@ impl KeptRows {
 
     pub fn rows(&self) -> usize {
         self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    /// An operator's final rows: kept, when it feeds a view (`view`), else handed on.
+    pub fn hand_out(&mut self, view: bool, rows: Vec<RecordBatch>) -> Vec<Emitted> {
+        if view {
+            rows.into_iter().for_each(|b| self.push(b));
+            return Vec::new();
+        }
+        rows.into_iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|batch| Emitted { batch, op: None })
+            .collect()
     }
 }
 

@@ -20,7 +20,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
-use super::{Emitted, Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
+use super::{Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
 use crate::planner::TopNPlan;
 use crate::planner::session_bounds::nanos;
 
@@ -96,11 +96,7 @@ impl TopN {
             self.open.entry(end).or_default().push(taken);
         }
         self.late_rows += late.len() as u64;
-        self.late.late_rows += late.len() as u64;
-        if let (Some((source, index)), false) = (&rows.source, late.is_empty()) {
-            let at = UInt32Array::from_iter_values(late.iter().map(|&i| index.value(i as usize)));
-            self.late.late.push(take_record_batch(source, &at)?);
-        }
+        self.late.add_late(&rows.source, &late)?;
         Ok(())
     }
 
@@ -200,20 +196,9 @@ impl Operator for TopN {
         let closing = std::mem::take(&mut self.closing);
         let ranked = self.rank(closing).await?;
         self.rows_out += ranked.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        match self.role.view {
-            true => {
-                ranked.into_iter().for_each(|b| self.kept.push(b));
-                if let Some(w) = self.watermark {
-                    self.forget_old(w)?;
-                }
-            }
-            false => {
-                output.rows = ranked
-                    .into_iter()
-                    .filter(|b| b.num_rows() > 0)
-                    .map(|batch| Emitted { batch, op: None })
-                    .collect()
-            }
+        output.rows = self.kept.hand_out(self.role.view, ranked);
+        if let (true, Some(w)) = (self.role.view, self.watermark) {
+            self.forget_old(w)?;
         }
         Ok(output)
     }

@@ -89,7 +89,7 @@ impl AggregatePlan {
     }
 }
 
-fn interval_ns(value: &ScalarValue) -> Option<i64> {
+pub(super) fn interval_ns(value: &ScalarValue) -> Option<i64> {
     match value {
         ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
             Some(v.days as i64 * 86_400_000_000_000 + v.nanoseconds)

@@ -64,7 +64,7 @@ fn column_offset(expr: &Expr) -> Option<(Column, i64)> {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (column, base) = column_offset(left)?;
             let ns = match right.as_ref() {
-                Expr::Literal(v, _) => interval_ns(v)?,
+                Expr::Literal(v, _) => super::aggregate::interval_ns(v)?,
                 _ => return None,
             };
             match op {
@@ -72,18 +72,6 @@ fn column_offset(expr: &Expr) -> Option<(Column, i64)> {
                 Operator::Minus => Some((column, base - ns)),
                 _ => None,
             }
-        }
-        _ => None,
-    }
-}
-
-fn interval_ns(value: &ScalarValue) -> Option<i64> {
-    match value {
-        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
-            Some(v.days as i64 * 86_400_000_000_000 + v.nanoseconds)
-        }
-        ScalarValue::IntervalDayTime(Some(v)) => {
-            Some(v.days as i64 * 86_400_000_000_000 + v.milliseconds as i64 * 1_000_000)
         }
         _ => None,
     }

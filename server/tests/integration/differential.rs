@@ -24,14 +24,15 @@ const DELAY_MS: i64 = 3_000;
 const SLIDE_MS: i64 = 5_000;
 const BASE_MS: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
 
-async fn run(engine: &Engine, sql: &str) -> Vec<StatementResult> {
+pub(crate) async fn run(engine: &Engine, sql: &str) -> Vec<StatementResult> {
     engine
         .execute_sql(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {}", e.error))
 }
 
-async fn table(engine: &Engine, sql: &str) -> String {
+/// A query's rows, as a pretty table.
+pub(crate) async fn table(engine: &Engine, sql: &str) -> String {
     match run(engine, sql).await.pop() {
         Some(StatementResult::Rows { batches, .. }) => {
             pretty_format_batches(&batches).unwrap().to_string()

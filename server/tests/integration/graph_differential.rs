@@ -20,29 +20,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Int64Type;
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weir::clock::SystemClock;
 use weir::engine::{Engine, EngineConfig, StatementResult};
 
+use crate::differential::{run, table};
+
 const BASE_MS: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
-
-async fn run(engine: &Engine, sql: &str) -> Vec<StatementResult> {
-    engine
-        .execute_sql(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", e.error))
-}
-
-async fn table(engine: &Engine, sql: &str) -> String {
-    match run(engine, sql).await.pop() {
-        Some(StatementResult::Rows { batches, .. }) => {
-            pretty_format_batches(&batches).unwrap().to_string()
-        }
-        other => panic!("{sql}: expected rows, got {other:?}"),
-    }
-}
 
 /// A stream's watermark (ms) from its log: the least over partitions of max(ts) - 3 s
 /// (`None` for a stream without rows, which holds nothing back).
