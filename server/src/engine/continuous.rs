@@ -14,7 +14,7 @@ use super::{Engine, Error, Result, StatementResult, ddl};
 use crate::catalog::{QueryDef, QueryKind, StreamDef};
 use crate::planner::{ContinuousPlan, StatefulKind, plan_continuous};
 use crate::runtime::{RunningQuery, Sink, ViewState};
-use crate::sql::{StreamOptions, hide_metadata_columns};
+use crate::sql::StreamOptions;
 use crate::stream::METADATA_COLUMNS;
 
 /// How long FLUSH waits for the queries to catch up before giving up.
@@ -43,11 +43,7 @@ impl Engine {
         }
         let _lifted = self.lift_window_inputs(&mut statement).await?;
         if let DFStatement::Statement(inner) = &mut statement {
-            let streams = self.streams.read();
-            hide_metadata_columns(inner, &|name| streams.contains_key(name));
-            crate::sql::rewrite_window_functions(inner);
-            crate::sql::rewrite_group_windows(inner);
-            crate::sql::session_keys(inner);
+            self.rewrite_query(inner)?;
         }
         let state = self.session.state();
         let plan = state
@@ -112,7 +108,7 @@ impl Engine {
             id: catalog.allocate_id(),
             name: name.clone(),
             kind,
-            select: query.to_string(),
+            select: crate::sql::temporal::restore_system_time(&query.to_string()),
             source: plan.sources()[0].name().to_string(),
             inputs: match plan.sources().len() {
                 1 => Vec::new(),
@@ -498,6 +494,9 @@ impl Engine {
             }
             _ if matches!(&last.kind, StatefulKind::Dedup(d) if d.latest) => {
                 "emit: the latest row per key into the view (replaced as later rows arrive)"
+            }
+            _ if matches!(last.kind, StatefulKind::TemporalJoin(_)) => {
+                "emit: append-only, each left row once the watermark passes it, with the version valid at its time (late rows dropped)"
             }
             _ if matches!(last.kind, StatefulKind::IntervalJoin(_)) => {
                 "emit: append-only, each match once, when its second row arrives (late rows dropped)"

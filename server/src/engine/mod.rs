@@ -30,6 +30,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::catalog::Catalog;
 use crate::catalog::QueryKind;
@@ -248,6 +249,7 @@ impl Engine {
         ));
         session.register_udtf("hop", hop.clone());
         session.register_udtf("HOP", hop);
+        session.register_udf(crate::planner::temporal::as_of_udf());
         let sessions = Arc::new(crate::planner::SessionFunction::new(streams.clone()));
         session.register_udtf("session", sessions.clone());
         session.register_udtf("SESSION", sessions);
@@ -476,11 +478,8 @@ impl Engine {
     async fn plan_datafusion(&self, mut statement: DFStatement) -> Result<LogicalPlan> {
         let _lifted = self.lift_window_inputs(&mut statement).await?;
         if let DFStatement::Statement(inner) = &mut statement {
+            self.rewrite_query(inner)?;
             let streams = self.streams.read();
-            hide_metadata_columns(inner, &|name| streams.contains_key(name));
-            crate::sql::rewrite_window_functions(inner);
-            crate::sql::rewrite_group_windows(inner);
-            crate::sql::session_keys(inner);
             name_insert_columns(inner, &|name| {
                 streams
                     .get(name)
@@ -492,8 +491,26 @@ impl Engine {
             .statement_to_plan(statement)
             .await
             .map_err(Error::from_datafusion)?;
+        let plan =
+            crate::planner::temporal::expand_bounded(plan).map_err(Error::from_datafusion)?;
         check_supported(&plan)?;
         Ok(plan)
+    }
+
+    /// Weir's rewrites of a query before DataFusion plans it, bounded or continuous:
+    /// hidden metadata columns, window spellings, session keys, temporal joins.
+    pub(super) fn rewrite_query(&self, inner: &mut Statement) -> Result<()> {
+        let streams = self.streams.read();
+        hide_metadata_columns(inner, &|name| streams.contains_key(name));
+        crate::sql::rewrite_window_functions(inner);
+        crate::sql::rewrite_group_windows(inner);
+        crate::sql::session_keys(inner);
+        crate::sql::temporal::mark_temporal_joins(inner, &|name| {
+            streams
+                .get(name)
+                .and_then(|s| s.def.watermark.as_ref().map(|w| w.column.clone()))
+        })
+        .map_err(Error::Invalid)
     }
 
     async fn run_datafusion(

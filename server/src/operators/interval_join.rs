@@ -65,7 +65,44 @@ pub struct IntervalJoin {
     late_rows: u64,
 }
 
-fn numbered_schema(schema: &SchemaRef, row: &str) -> SchemaRef {
+/// Runs a join planned by `planner::join::numbered_exec` over rows `left` and `right`
+/// (each with its row number, in `held_schema`): the plan's empty inputs replaced.
+/// The output has the left columns and row number, then the right ones.
+pub(super) async fn run_numbered(
+    exec: &Arc<dyn ExecutionPlan>,
+    task: &Arc<TaskContext>,
+    held_schema: &[SchemaRef; 2],
+    left: Vec<RecordBatch>,
+    right: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
+    let mut sources: Vec<Arc<dyn ExecutionPlan>> = vec![
+        MemorySourceConfig::try_new_exec(&[right], held_schema[1].clone(), None)?,
+        MemorySourceConfig::try_new_exec(&[left], held_schema[0].clone(), None)?,
+    ];
+    // The empty inputs, left first in the plan's tree.
+    let exec = exec
+        .clone()
+        .transform_down(|node| {
+            Ok(match node.downcast_ref::<EmptyExec>() {
+                Some(_) => match sources.pop() {
+                    Some(source) => Transformed::yes(source),
+                    None => Transformed::no(node),
+                },
+                None => Transformed::no(node),
+            })
+        })?
+        .data;
+    if !sources.is_empty() {
+        return Err(DataFusionError::Internal(
+            "a join's plan has fewer inputs than two".into(),
+        ));
+    }
+    // A hash join keeps its build side across runs unless told to forget it.
+    let exec = datafusion::physical_plan::execution_plan::reset_plan_states(exec)?;
+    collect(exec, task.clone()).await
+}
+
+pub(super) fn numbered_schema(schema: &SchemaRef, row: &str) -> SchemaRef {
     let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
     fields.push(Arc::new(Field::new(row, DataType::UInt64, false)));
     Arc::new(Schema::new(fields))
@@ -125,33 +162,8 @@ impl IntervalJoin {
         left: Vec<RecordBatch>,
         right: Vec<RecordBatch>,
     ) -> Result<Vec<RecordBatch>> {
-        let mut sources: Vec<Arc<dyn ExecutionPlan>> = vec![
-            MemorySourceConfig::try_new_exec(&[right], self.held_schema[1].clone(), None)?,
-            MemorySourceConfig::try_new_exec(&[left], self.held_schema[0].clone(), None)?,
-        ];
-        // The empty inputs, left first in the plan's tree.
-        let exec = self
-            .plan
-            .exec
-            .clone()
-            .transform_down(|node| {
-                Ok(match node.downcast_ref::<EmptyExec>() {
-                    Some(_) => match sources.pop() {
-                        Some(source) => Transformed::yes(source),
-                        None => Transformed::no(node),
-                    },
-                    None => Transformed::no(node),
-                })
-            })?
-            .data;
-        if !sources.is_empty() {
-            return Err(DataFusionError::Internal(
-                "the interval join's plan has fewer inputs than two".into(),
-            ));
-        }
-        // A hash join keeps its build side across runs unless told to forget it.
-        let exec = datafusion::physical_plan::execution_plan::reset_plan_states(exec)?;
-        let joined = collect(exec, self.task.clone()).await?;
+        let joined =
+            run_numbered(&self.plan.exec, &self.task, &self.held_schema, left, right).await?;
         let left_width = self.held_schema[0].fields().len();
         let mut out = Vec::with_capacity(joined.len());
         for batch in joined.into_iter().filter(|b| b.num_rows() > 0) {

@@ -14,6 +14,7 @@
 //!   `DENSE_RANK()`) and keeps the top ones.
 //! - [`dedup`]: one row per key, the first by event time or the latest.
 //! - [`interval_join`]: rows of two inputs whose times lie within bounds of each other.
+//! - [`temporal_join`]: each left row with the version of its key valid at its time.
 //! - [`merge`]: the union of its inputs (also the last node of a query without state).
 
 pub mod aggregate;
@@ -22,6 +23,7 @@ pub mod interval_join;
 mod live_groups;
 pub mod merge;
 pub mod stateless;
+pub mod temporal_join;
 pub mod top_n;
 
 use datafusion::arrow::array::{BooleanArray, RecordBatch, UInt32Array};
@@ -197,6 +199,9 @@ pub fn instantiate(node: &StatefulNode, role: Role) -> Result<Box<dyn Operator>>
         StatefulKind::Dedup(plan) => Box::new(dedup::Dedup::new(plan.clone(), role)?),
         StatefulKind::IntervalJoin(plan) => {
             Box::new(interval_join::IntervalJoin::new(plan.clone(), role))
+        }
+        StatefulKind::TemporalJoin(plan) => {
+            Box::new(temporal_join::TemporalJoin::new(plan.clone(), role)?)
         }
         StatefulKind::Merge => Box::new(merge::Merge::new(role)),
     })

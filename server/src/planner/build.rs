@@ -242,7 +242,19 @@ impl Builder<'_> {
             LogicalPlan::Join(join) => {
                 let left = self.plan(&join.left)?;
                 let right = self.plan(&join.right)?;
-                let planned = join::plan_interval_join(self.state, join)?;
+                let (kind, label) = match super::temporal::find_marker(join.filter.as_ref()) {
+                    Some(marker) => {
+                        let planned =
+                            super::temporal::plan_temporal_join(self.state, join, marker)?;
+                        let label = planned.label.clone();
+                        (StatefulKind::TemporalJoin(planned), label)
+                    }
+                    None => {
+                        let planned = join::plan_interval_join(self.state, join)?;
+                        let label = planned.label.clone();
+                        (StatefulKind::IntervalJoin(planned), label)
+                    }
+                };
                 let keys = match join.on.is_empty() {
                     true => None,
                     false => {
@@ -261,13 +273,9 @@ impl Builder<'_> {
                         ])
                     }
                 };
-                let label = planned.label.clone();
                 Ok(self.add(
                     vec![left, right],
-                    NodeKind::Stateful(StatefulNode {
-                        kind: StatefulKind::IntervalJoin(planned),
-                        keys,
-                    }),
+                    NodeKind::Stateful(StatefulNode { kind, keys }),
                     label,
                 ))
             }

@@ -211,48 +211,7 @@ pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJ
             seconds(upper_ns)
         )));
     }
-    // DataFusion's join over empty inputs of the two schemas, in one partition (so the
-    // operator's rows go straight in).
-    // Each side with its row number, as an empty relation.
-    let numbered =
-        |schema: &datafusion::common::DFSchemaRef, row: &str| -> Result<Arc<LogicalPlan>> {
-            let mut fields: Vec<_> = schema
-                .iter()
-                .map(|(q, f)| (q.cloned(), f.clone()))
-                .collect();
-            fields.push((
-                None,
-                Arc::new(datafusion::arrow::datatypes::Field::new(
-                    row,
-                    datafusion::arrow::datatypes::DataType::UInt64,
-                    false,
-                )),
-            ));
-            Ok(Arc::new(LogicalPlan::EmptyRelation(EmptyRelation {
-                produce_one_row: false,
-                schema: Arc::new(DFSchema::new_with_metadata(fields, Default::default())?),
-            })))
-        };
-    let standalone = Join::try_new(
-        numbered(left, ROW_COLUMNS[0])?,
-        numbered(right, ROW_COLUMNS[1])?,
-        join.on.clone(),
-        join.filter.clone(),
-        JoinType::Inner,
-        join.join_constraint,
-        join.null_equality,
-        false,
-    )?;
-    let mut config = state.config().clone();
-    config.options_mut().execution.target_partitions = 1;
-    let planning = SessionStateBuilder::new_from_existing(state.clone())
-        .with_config(config)
-        .build();
-    let exec = futures::executor::block_on(
-        planning
-            .query_planner()
-            .create_physical_plan(&LogicalPlan::Join(standalone), &planning),
-    )?;
+    let exec = numbered_exec(state, join, join.filter.clone())?;
     let on: Vec<String> = join.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
     let label = format!(
         "IntervalJoin: {} on [{}], {right_column} - {left_column} in [{}, {}] (rows held until the watermark passes their bound{})",
@@ -277,4 +236,54 @@ pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJ
         upper_ns,
         label,
     })
+}
+
+/// DataFusion's physical INNER join of `join`'s inputs with `filter`, over two empty
+/// inputs (left, then right), each with a row number appended ([`ROW_COLUMNS`]), in
+/// one partition: the operator puts its rows in their place and learns from the row
+/// numbers which rows matched.
+pub(super) fn numbered_exec(
+    state: &SessionState,
+    join: &Join,
+    filter: Option<Expr>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let numbered =
+        |schema: &datafusion::common::DFSchemaRef, row: &str| -> Result<Arc<LogicalPlan>> {
+            let mut fields: Vec<_> = schema
+                .iter()
+                .map(|(q, f)| (q.cloned(), f.clone()))
+                .collect();
+            fields.push((
+                None,
+                Arc::new(datafusion::arrow::datatypes::Field::new(
+                    row,
+                    datafusion::arrow::datatypes::DataType::UInt64,
+                    false,
+                )),
+            ));
+            Ok(Arc::new(LogicalPlan::EmptyRelation(EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(DFSchema::new_with_metadata(fields, Default::default())?),
+            })))
+        };
+    let standalone = Join::try_new(
+        numbered(join.left.schema(), ROW_COLUMNS[0])?,
+        numbered(join.right.schema(), ROW_COLUMNS[1])?,
+        join.on.clone(),
+        filter,
+        JoinType::Inner,
+        join.join_constraint,
+        join.null_equality,
+        false,
+    )?;
+    let mut config = state.config().clone();
+    config.options_mut().execution.target_partitions = 1;
+    let planning = SessionStateBuilder::new_from_existing(state.clone())
+        .with_config(config)
+        .build();
+    futures::executor::block_on(
+        planning
+            .query_planner()
+            .create_physical_plan(&LogicalPlan::Join(standalone), &planning),
+    )
 }

@@ -27,6 +27,7 @@ mod hop;
 pub mod join;
 pub mod rank;
 mod session;
+pub mod temporal;
 mod tumble;
 
 pub use aggregate::{AggregatePlan, WindowClose};
@@ -35,6 +36,7 @@ pub use hop::HopFunction;
 pub use join::IntervalJoinPlan;
 pub use rank::{DedupPlan, TopNPlan};
 pub use session::{SessionFunction, SessionTable, SessionWindow};
+pub use temporal::TemporalJoinPlan;
 
 /// Session bounds helpers shared with the operators.
 pub mod session_bounds {
@@ -84,6 +86,8 @@ pub enum StatefulKind {
     Dedup(DedupPlan),
     /// Matches rows of two inputs whose times lie within bounds of each other.
     IntervalJoin(IntervalJoinPlan),
+    /// Joins each left row with the version of its key valid at its time.
+    TemporalJoin(TemporalJoinPlan),
     /// Hands its inputs' rows on (keeps them, into a view).
     Merge,
 }
@@ -113,7 +117,10 @@ impl StatefulNode {
         match &self.kind {
             StatefulKind::Aggregate(a) => a.window.is_some(),
             StatefulKind::TopN(_) => true,
-            StatefulKind::Dedup(_) | StatefulKind::IntervalJoin(_) | StatefulKind::Merge => false,
+            StatefulKind::Dedup(_)
+            | StatefulKind::IntervalJoin(_)
+            | StatefulKind::TemporalJoin(_)
+            | StatefulKind::Merge => false,
         }
     }
 }
@@ -248,7 +255,9 @@ impl ContinuousPlan {
             s.closes_windows()
                 || matches!(
                     s.kind,
-                    StatefulKind::Dedup(_) | StatefulKind::IntervalJoin(_)
+                    StatefulKind::Dedup(_)
+                        | StatefulKind::IntervalJoin(_)
+                        | StatefulKind::TemporalJoin(_)
                 )
         })
     }

@@ -96,6 +96,7 @@ pub(super) fn node_kind(node: &StatefulNode) -> &'static str {
         StatefulKind::TopN(_) => "top_n",
         StatefulKind::Dedup(_) => "dedup",
         StatefulKind::IntervalJoin(_) => "interval_join",
+        StatefulKind::TemporalJoin(_) => "temporal_join",
         StatefulKind::Merge => "merge",
     }
 }

@@ -6,6 +6,7 @@
 mod options;
 mod parser;
 mod rewrite;
+pub mod temporal;
 mod window_inputs;
 
 pub use options::{StreamOptions, parse_duration_ms};

@@ -50,7 +50,8 @@ pub fn position_in_message(message: &str) -> Option<(u64, u64)> {
 
 /// Parse `;`-separated statements of the Weir dialect.
 pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, ParseError> {
-    let rewritten = super::rewrite::rewrite_flink_windows(sql);
+    let rewritten =
+        super::temporal::rewrite_system_time(&super::rewrite::rewrite_flink_windows(sql));
     let sql = rewritten.as_str();
     let dialect = GenericDialect {};
     let mut df = DFParserBuilder::new(sql)
