@@ -125,6 +125,10 @@ pub struct QueryDef {
     /// its row was emitted (`None`: kept forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup_retention_ms: Option<i64>,
+    /// `WITH (state_ttl = ...)`: a regular join holds each row this long past the
+    /// watermark, by its event time (`None`: forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_ttl_ms: Option<i64>,
 }
 
 fn one() -> usize {

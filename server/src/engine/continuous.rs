@@ -137,7 +137,9 @@ impl Engine {
                 .map(|(_, v)| v.to_ascii_lowercase()),
             emit_changes,
             dedup_retention_ms: options.dedup_retention_ms,
+            state_ttl_ms: options.state_ttl_ms,
         };
+        check_regular_joins(&plan, &def)?;
         if def.dedup_retention_ms.is_some() && !plan.deduplicates() {
             return Err(Error::Invalid(
                 "dedup_retention is for deduplicating queries (ROW_NUMBER() OVER (PARTITION BY key \
@@ -495,8 +497,14 @@ impl Engine {
             _ if matches!(&last.kind, StatefulKind::Dedup(d) if d.latest) => {
                 "emit: the latest row per key into the view (replaced as later rows arrive)"
             }
+            _ if matches!(last.kind, StatefulKind::LookupJoin(_)) => {
+                "emit: append-only, each row as it is processed, with the view's rows then"
+            }
             _ if matches!(last.kind, StatefulKind::TemporalJoin(_)) => {
                 "emit: append-only, each left row once the watermark passes it, with the version valid at its time (late rows dropped)"
+            }
+            _ if matches!(&last.kind, StatefulKind::IntervalJoin(j) if j.regular) => {
+                "emit: append-only, each pair once, when its second row arrives (every row held, or for state_ttl past the watermark)"
             }
             _ if matches!(last.kind, StatefulKind::IntervalJoin(_)) => {
                 "emit: append-only, each match once, when its second row arrives (late rows dropped)"
@@ -789,4 +797,47 @@ fn derived_stream_def(
     );
     stream.query = Some(def.select.clone());
     Ok(stream)
+}
+
+/// A regular join (no time bounds) holds its rows forever unless `state_ttl` bounds
+/// them; its output is append-only pairs, which a view or an `EMIT CHANGES` aggregate
+/// can take, but an append-only stream of them would grow its state without end.
+fn check_regular_joins(plan: &ContinuousPlan, def: &QueryDef) -> Result<()> {
+    let regular: Vec<&crate::planner::IntervalJoinPlan> = plan
+        .stateful()
+        .filter_map(|(_, s)| match &s.kind {
+            StatefulKind::IntervalJoin(j) if j.regular => Some(j),
+            _ => None,
+        })
+        .collect();
+    if def.state_ttl_ms.is_some() {
+        if regular.is_empty() {
+            return Err(Error::Invalid(
+                "state_ttl bounds the state of joins without time bounds; this query has none \
+                 (interval, window and temporal joins drop their rows as the watermark passes)"
+                    .into(),
+            ));
+        }
+        if regular.iter().any(|j| !j.timed) {
+            return Err(Error::Invalid(
+                "state_ttl holds each row for that long past the watermark by its event time, \
+                 but a side of this join does not carry its stream's WATERMARK column; use it in \
+                 the query (e.g. SELECT ..., a.ts AS auction_time, p.ts AS person_time)"
+                    .into(),
+            ));
+        }
+    }
+    let append_only = def.kind == QueryKind::Stream && !def.emit_changes;
+    if !regular.is_empty() && append_only && def.state_ttl_ms.is_none() {
+        return Err(Error::Invalid(
+            "a join without time bounds would hold every row of both streams forever; into a \
+             stream, bound it by time: an interval join (ON o.id = p.order_id AND p.ts BETWEEN \
+             o.ts AND o.ts + INTERVAL '10' MINUTE), a window join (equal window_end), or a \
+             temporal join (JOIN rates FOR SYSTEM_TIME AS OF o.ts); a join without bounds can \
+             feed a MATERIALIZED VIEW, or a stream WITH (emit = 'changes') or WITH (state_ttl = \
+             '1 day')"
+                .into(),
+        ));
+    }
+    Ok(())
 }

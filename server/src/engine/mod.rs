@@ -477,7 +477,12 @@ impl Engine {
     /// window spellings, INSERT column names), refusing what Weir does not run.
     async fn plan_datafusion(&self, mut statement: DFStatement) -> Result<LogicalPlan> {
         let _lifted = self.lift_window_inputs(&mut statement).await?;
-        if let DFStatement::Statement(inner) = &mut statement {
+        // EXPLAIN SELECT ...: the query it explains gets the same rewrites.
+        let target = match &mut statement {
+            DFStatement::Explain(explain) => explain.statement.as_mut(),
+            other => other,
+        };
+        if let DFStatement::Statement(inner) = target {
             self.rewrite_query(inner)?;
             let streams = self.streams.read();
             name_insert_columns(inner, &|name| {

@@ -99,6 +99,7 @@ impl Engine {
             late_data: None,
             emit_changes,
             dedup_retention_ms: None,
+            state_ttl_ms: None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
         let query = RunningQuery::start(

@@ -76,18 +76,20 @@ pub(super) async fn run_numbered(
     right: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>> {
     let mut sources: Vec<Arc<dyn ExecutionPlan>> = vec![
-        MemorySourceConfig::try_new_exec(&[right], held_schema[1].clone(), None)?,
         MemorySourceConfig::try_new_exec(&[left], held_schema[0].clone(), None)?,
+        MemorySourceConfig::try_new_exec(&[right], held_schema[1].clone(), None)?,
     ];
-    // The empty inputs, left first in the plan's tree.
+    // The empty inputs, left first in the plan's tree unless DataFusion swapped the
+    // sides: each takes the first source left whose schema it has.
     let exec = exec
         .clone()
         .transform_down(|node| {
-            Ok(match node.downcast_ref::<EmptyExec>() {
-                Some(_) => match sources.pop() {
-                    Some(source) => Transformed::yes(source),
-                    None => Transformed::no(node),
-                },
+            if node.downcast_ref::<EmptyExec>().is_none() {
+                return Ok(Transformed::no(node));
+            }
+            let fits = |s: &Arc<dyn ExecutionPlan>| s.schema().fields() == node.schema().fields();
+            Ok(match sources.iter().position(fits) {
+                Some(at) => Transformed::yes(sources.remove(at)),
                 None => Transformed::no(node),
             })
         })?
@@ -190,10 +192,17 @@ impl IntervalJoin {
     /// Drops the rows no row still to come can match; an outer side's rows that never
     /// matched are emitted with NULLs.
     fn expire(&mut self, watermark: i64) -> Result<()> {
+        // A regular join holds its rows forever, or for state_ttl past the watermark.
+        let ttl = match (self.plan.regular, self.role.state_ttl_ns) {
+            (false, _) => None,
+            (true, Some(ttl)) if self.plan.timed => Some(ttl),
+            (true, _) => return Ok(()),
+        };
         for side in 0..2 {
             // Left: held while l + upper >= watermark; right: while r - lower >= watermark.
-            let offset = match side {
-                0 => self.plan.upper_ns,
+            let offset = match (side, ttl) {
+                (_, Some(ttl)) => ttl,
+                (0, None) => self.plan.upper_ns,
                 _ => -self.plan.lower_ns,
             };
             let mut kept = Vec::with_capacity(self.held[side].len());
@@ -303,7 +312,10 @@ impl Operator for IntervalJoin {
         let times = self.times(side, &batch)?;
         let on_time: BooleanArray = times
             .iter()
-            .map(|t| Some(t.is_some_and(|t| self.watermark.is_none_or(|w| t >= w))))
+            .map(|t| {
+                // A regular join has no late rows (nor need its rows have a time).
+                Some(self.plan.regular || t.is_some_and(|t| self.watermark.is_none_or(|w| t >= w)))
+            })
             .collect();
         let late: Vec<u32> = (0..batch.num_rows() as u32)
             .filter(|&i| !on_time.value(i as usize) && times[i as usize].is_some())

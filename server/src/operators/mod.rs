@@ -14,6 +14,7 @@
 //!   `DENSE_RANK()`) and keeps the top ones.
 //! - [`dedup`]: one row per key, the first by event time or the latest.
 //! - [`interval_join`]: rows of two inputs whose times lie within bounds of each other.
+//! - [`lookup_join`]: each row with a view's rows as they are when it is processed.
 //! - [`temporal_join`]: each left row with the version of its key valid at its time.
 //! - [`merge`]: the union of its inputs (also the last node of a query without state).
 
@@ -21,6 +22,7 @@ pub mod aggregate;
 pub mod dedup;
 pub mod interval_join;
 mod live_groups;
+pub mod lookup_join;
 pub mod merge;
 pub mod stateless;
 pub mod temporal_join;
@@ -46,6 +48,8 @@ pub struct Role {
     /// `WITH (dedup_retention = ...)`: how long a deduplication remembers a key after
     /// emitting its row.
     pub dedup_retention_ns: Option<i64>,
+    /// `WITH (state_ttl = ...)`: how long past the watermark a regular join holds a row.
+    pub state_ttl_ns: Option<i64>,
     /// The instance's number within its node (chunk names in checkpoints).
     pub instance: usize,
     /// The node's id in the graph.
@@ -202,6 +206,9 @@ pub fn instantiate(node: &StatefulNode, role: Role) -> Result<Box<dyn Operator>>
         }
         StatefulKind::TemporalJoin(plan) => {
             Box::new(temporal_join::TemporalJoin::new(plan.clone(), role)?)
+        }
+        StatefulKind::LookupJoin(plan) => {
+            Box::new(lookup_join::LookupJoin::new(plan.clone(), role))
         }
         StatefulKind::Merge => Box::new(merge::Merge::new(role)),
     })

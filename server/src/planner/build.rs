@@ -239,6 +239,23 @@ impl Builder<'_> {
             LogicalPlan::Limit(_) => Err(refuse(
                 "LIMIT cannot run continuously over an unbounded input; remove it",
             )),
+            LogicalPlan::Join(join) if super::lookup::reads_only_views(&join.right) => {
+                let left = self.plan(&join.left)?;
+                let planned = super::lookup::plan_lookup_join(self.state, join)?;
+                let label = planned.label.clone();
+                Ok(self.add(
+                    vec![left],
+                    NodeKind::Stateful(StatefulNode {
+                        kind: StatefulKind::LookupJoin(planned),
+                        keys: None,
+                    }),
+                    label,
+                ))
+            }
+            LogicalPlan::Join(join) if super::lookup::reads_only_views(&join.left) => Err(refuse(
+                "a join of a view with a stream is a lookup join: write the stream first (FROM \
+                 stream s [LEFT] JOIN view v ON ...), so each event joins the view's rows",
+            )),
             LogicalPlan::Join(join) => {
                 let left = self.plan(&join.left)?;
                 let right = self.plan(&join.right)?;
@@ -250,7 +267,9 @@ impl Builder<'_> {
                         (StatefulKind::TemporalJoin(planned), label)
                     }
                     None => {
-                        let planned = join::plan_interval_join(self.state, join)?;
+                        let planned = join::plan_interval_join(self.state, join, &|side| {
+                            self.event_time(side)
+                        })?;
                         let label = planned.label.clone();
                         (StatefulKind::IntervalJoin(planned), label)
                     }
@@ -285,6 +304,33 @@ impl Builder<'_> {
                 other.display()
             ))),
         }
+    }
+
+    /// A join side's event-time column: the WATERMARK column of the one stream it reads,
+    /// when the side's output still has it.
+    fn event_time(&self, side: &LogicalPlan) -> Option<datafusion::common::Column> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        let mut streams = Vec::new();
+        let _ = side.apply(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Some(stream) = (self.stream_of)(scan.table_name.table())
+            {
+                streams.push(stream);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        let [stream] = streams.as_slice() else {
+            return None;
+        };
+        let column = &stream.def.watermark.as_ref()?.column;
+        let (qualifier, field) = side
+            .schema()
+            .qualified_field_with_unqualified_name(column)
+            .ok()?;
+        Some(datafusion::common::Column::new(
+            qualifier.cloned(),
+            field.name(),
+        ))
     }
 
     /// The stream a scan reads and its projection of the stream's table schema.

@@ -45,6 +45,13 @@ pub struct IntervalJoinPlan {
     /// `right time - left time` lies in `[lower_ns, upper_ns]` for every match.
     pub lower_ns: i64,
     pub upper_ns: i64,
+    /// A regular join (INNER, no time bounds): every row is held and none is late; the
+    /// output is append-only pairs. With `WITH (state_ttl = ...)` a row is held while
+    /// its event time is within that of the watermark.
+    pub regular: bool,
+    /// Whether the time expressions are the sides' event times (a regular join's side
+    /// may have none: then its times are NULL).
+    pub timed: bool,
     pub label: String,
 }
 
@@ -157,8 +164,14 @@ fn seconds(ns: i64) -> String {
     format!("{s} s")
 }
 
-/// Plans `join` (its inputs already planned) as an interval join.
-pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJoinPlan> {
+/// Plans `join` (its inputs already planned) as an interval join, a window join, or,
+/// without time bounds, a regular join. `event_time` gives a side's event-time column
+/// (its stream's WATERMARK column), if it has one.
+pub fn plan_interval_join(
+    state: &SessionState,
+    join: &Join,
+    event_time: &dyn Fn(&LogicalPlan) -> Option<Column>,
+) -> Result<IntervalJoinPlan> {
     if !matches!(
         join.join_type,
         JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
@@ -172,12 +185,10 @@ pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJ
     let right = join.right.schema();
     let no_filter = Expr::Literal(ScalarValue::Boolean(Some(true)), None);
     let filter = join.filter.as_ref().unwrap_or(&no_filter);
-    if join.filter.is_none() && equal_times(join).is_none() {
-        return Err(refuse(format!(
-            "a join without time bounds would hold every row of both streams forever; {HOW}"
-        )));
-    }
     let (mut columns, mut lower, mut upper) = bounds(filter, left, right);
+    if columns.is_none() && equal_times(join).is_none() {
+        return plan_regular_join(state, join, event_time);
+    }
     if columns.is_none() {
         // A window join: equal window bounds (`a.window_end = b.window_end`) hold each
         // row until the watermark passes its window's end.
@@ -234,7 +245,53 @@ pub fn plan_interval_join(state: &SessionState, join: &Join) -> Result<IntervalJ
         right_time: state.create_physical_expr(Expr::Column(right_column), right)?,
         lower_ns,
         upper_ns,
+        regular: false,
+        timed: true,
         label,
+    })
+}
+
+/// A join without time bounds (`ON a.seller = p.id`): INNER only, every row held.
+fn plan_regular_join(
+    state: &SessionState,
+    join: &Join,
+    event_time: &dyn Fn(&LogicalPlan) -> Option<Column>,
+) -> Result<IntervalJoinPlan> {
+    if join.join_type != JoinType::Inner {
+        return Err(refuse(format!(
+            "{} joins without time bounds cannot run continuously yet (a NULL row would have \
+             to be retracted when its match arrives); make it INNER, or bound it: {HOW}",
+            join.join_type.to_string().to_ascii_uppercase()
+        )));
+    }
+    let (left, right) = (join.left.schema(), join.right.schema());
+    let times = (event_time(&join.left), event_time(&join.right));
+    let timed = times.0.is_some() && times.1.is_some();
+    let time = |column: Option<Column>, schema: &DFSchema| match column {
+        Some(c) => state.create_physical_expr(Expr::Column(c), schema),
+        None => state.create_physical_expr(
+            Expr::Literal(ScalarValue::TimestampNanosecond(None, None), None),
+            schema,
+        ),
+    };
+    let exec = numbered_exec(state, join, join.filter.clone())?;
+    let on: Vec<String> = join.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+    Ok(IntervalJoinPlan {
+        join_type: join.join_type,
+        output_schema: Arc::new(join.schema.as_arrow().clone()),
+        exec,
+        left_schema: Arc::new(left.as_arrow().clone()),
+        right_schema: Arc::new(right.as_arrow().clone()),
+        left_time: time(times.0, left)?,
+        right_time: time(times.1, right)?,
+        lower_ns: -i64::MAX,
+        upper_ns: i64::MAX,
+        regular: true,
+        timed,
+        label: format!(
+            "Join: INNER on [{}], every row of both sides held (or for state_ttl past the watermark)",
+            on.join(", ")
+        ),
     })
 }
 
@@ -247,20 +304,35 @@ pub(super) fn numbered_exec(
     join: &Join,
     filter: Option<Expr>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
+    standalone_exec(state, join, filter, JoinType::Inner, true)
+}
+
+/// DataFusion's physical join of `join_type` over two empty inputs of `join`'s input
+/// schemas (each with a row number appended when `numbered`), with `join`'s keys and
+/// `filter`, in one partition.
+pub(super) fn standalone_exec(
+    state: &SessionState,
+    join: &Join,
+    filter: Option<Expr>,
+    join_type: JoinType,
+    numbered: bool,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let numbered =
         |schema: &datafusion::common::DFSchemaRef, row: &str| -> Result<Arc<LogicalPlan>> {
             let mut fields: Vec<_> = schema
                 .iter()
                 .map(|(q, f)| (q.cloned(), f.clone()))
                 .collect();
-            fields.push((
-                None,
-                Arc::new(datafusion::arrow::datatypes::Field::new(
-                    row,
-                    datafusion::arrow::datatypes::DataType::UInt64,
-                    false,
-                )),
-            ));
+            if numbered {
+                fields.push((
+                    None,
+                    Arc::new(datafusion::arrow::datatypes::Field::new(
+                        row,
+                        datafusion::arrow::datatypes::DataType::UInt64,
+                        false,
+                    )),
+                ));
+            }
             Ok(Arc::new(LogicalPlan::EmptyRelation(EmptyRelation {
                 produce_one_row: false,
                 schema: Arc::new(DFSchema::new_with_metadata(fields, Default::default())?),
@@ -271,7 +343,7 @@ pub(super) fn numbered_exec(
         numbered(join.right.schema(), ROW_COLUMNS[1])?,
         join.on.clone(),
         filter,
-        JoinType::Inner,
+        join_type,
         join.join_constraint,
         join.null_equality,
         false,

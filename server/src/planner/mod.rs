@@ -25,6 +25,7 @@ mod aggregate;
 mod build;
 mod hop;
 pub mod join;
+pub mod lookup;
 pub mod rank;
 mod session;
 pub mod temporal;
@@ -88,6 +89,8 @@ pub enum StatefulKind {
     IntervalJoin(IntervalJoinPlan),
     /// Joins each left row with the version of its key valid at its time.
     TemporalJoin(TemporalJoinPlan),
+    /// Joins each row with a view's rows as they are when it is processed.
+    LookupJoin(lookup::LookupJoinPlan),
     /// Hands its inputs' rows on (keeps them, into a view).
     Merge,
 }
@@ -120,6 +123,7 @@ impl StatefulNode {
             StatefulKind::Dedup(_)
             | StatefulKind::IntervalJoin(_)
             | StatefulKind::TemporalJoin(_)
+            | StatefulKind::LookupJoin(_)
             | StatefulKind::Merge => false,
         }
     }
@@ -256,7 +260,7 @@ impl ContinuousPlan {
                 || matches!(
                     s.kind,
                     StatefulKind::Dedup(_)
-                        | StatefulKind::IntervalJoin(_)
+                        | StatefulKind::IntervalJoin(IntervalJoinPlan { regular: false, .. })
                         | StatefulKind::TemporalJoin(_)
                 )
         })

@@ -62,6 +62,7 @@ impl RunningQuery {
                 false => None,
             },
             dedup_retention_ns: self.def.dedup_retention_ms.map(|ms| ms * 1_000_000),
+            state_ttl_ns: self.def.state_ttl_ms.map(|ms| ms * 1_000_000),
             instance: k,
             node: node.id,
             run_ms: self.started_ms,

@@ -97,6 +97,7 @@ pub(super) fn node_kind(node: &StatefulNode) -> &'static str {
         StatefulKind::Dedup(_) => "dedup",
         StatefulKind::IntervalJoin(_) => "interval_join",
         StatefulKind::TemporalJoin(_) => "temporal_join",
+        StatefulKind::LookupJoin(_) => "lookup_join",
         StatefulKind::Merge => "merge",
     }
 }

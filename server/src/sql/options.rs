@@ -17,6 +17,9 @@ pub struct StreamOptions {
     /// Deduplication (`ROW_NUMBER() ... = 1`): how long a key is remembered after its
     /// row was emitted (`None`: forever).
     pub dedup_retention_ms: Option<i64>,
+    /// Regular joins (no time bounds): how long past the watermark a row is held, by
+    /// its event time (`None`: forever).
+    pub state_ttl_ms: Option<i64>,
     /// Options later layers interpret (`start`, `late_data`, `connector`, ...), as text.
     pub other: Vec<(String, String)>,
 }
@@ -69,6 +72,7 @@ impl StreamOptions {
                 "dedup_retention" => {
                     out.dedup_retention_ms = parse_optional_duration(&name, &text)?
                 }
+                "state_ttl" => out.state_ttl_ms = parse_optional_duration(&name, &text)?,
                 "retention_bytes" => {
                     out.retention_bytes = if is_unlimited(&text) {
                         None
@@ -84,7 +88,7 @@ impl StreamOptions {
                 other => {
                     return Err(format!(
                         "unknown option {other:?}; CREATE STREAM accepts partitions, key, retention, \
-                         retention_bytes, idle_timeout, dedup_retention, {}",
+                         retention_bytes, idle_timeout, dedup_retention, state_ttl, {}",
                         PASS_THROUGH.join(", ")
                     ));
                 }
