@@ -171,6 +171,20 @@ impl IntervalJoin {
         for batch in joined.into_iter().filter(|b| b.num_rows() > 0) {
             // Left columns, left row number, right columns, right row number.
             let rows = [left_width - 1, batch.num_columns() - 1];
+            if self.plan.join_type == JoinType::LeftSemi {
+                // Each left row once, at its first match.
+                let numbers = batch.column(rows[0]).as_primitive::<UInt64Type>();
+                let first: Vec<u32> = (0..batch.num_rows() as u32)
+                    .filter(|&i| self.matched[0].insert(numbers.value(i as usize)))
+                    .collect();
+                let picked = take_record_batch(&batch, &UInt32Array::from(first))?;
+                let columns = picked.columns()[..left_width - 1].to_vec();
+                out.push(RecordBatch::try_new(
+                    self.plan.output_schema.clone(),
+                    columns,
+                )?);
+                continue;
+            }
             for side in 0..2 {
                 if self.outer(side) {
                     let numbers = batch.column(rows[side]).as_primitive::<UInt64Type>();
@@ -218,6 +232,13 @@ impl IntervalJoin {
                 }
                 if self.outer(side) {
                     self.emit_unmatched(side, &batch, &keep)?;
+                } else if side == 0 && self.plan.join_type == JoinType::LeftSemi {
+                    let numbers = batch
+                        .column(batch.num_columns() - 1)
+                        .as_primitive::<UInt64Type>();
+                    for i in (0..batch.num_rows()).filter(|&i| !keep.value(i)) {
+                        self.matched[0].remove(&numbers.value(i));
+                    }
                 }
                 if keep.true_count() > 0 {
                     kept.push(filter_record_batch(&batch, &keep)?);

@@ -174,10 +174,10 @@ pub fn plan_interval_join(
 ) -> Result<IntervalJoinPlan> {
     if !matches!(
         join.join_type,
-        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full | JoinType::LeftSemi
     ) {
         return Err(refuse(format!(
-            "{} joins cannot run continuously; INNER, LEFT, RIGHT and FULL interval joins can ({HOW})",
+            "{} joins cannot run continuously; INNER, LEFT, RIGHT, FULL and semi (EXISTS / IN) interval joins can ({HOW})",
             join.join_type
         )));
     }
@@ -197,10 +197,8 @@ pub fn plan_interval_join(
     let (Some((left_column, right_column)), Some(lower_ns), Some(upper_ns)) =
         (columns, lower, upper)
     else {
-        return Err(refuse(format!(
-            "the join's ON clause needs a lower and an upper bound on one side's time by the \
-             other's, or rows are held forever; {HOW}"
-        )));
+        // One bound only (`p.ts >= o.ts`): rows could match forever, a regular join.
+        return plan_regular_join(state, join, event_time);
     };
     for (schema, column) in [(left, &left_column), (right, &right_column)] {
         let field = schema.field_from_column(column)?;
