@@ -1,7 +1,7 @@
 //! The differential property for operator graphs: a union of two streams under a
 //! window, cascaded windows (the same window regrouped, and a coarser window over a
-//! CTE), a window Top-N, a deduplication and interval joins (INNER and LEFT) of the two
-//! streams,
+//! CTE), a window Top-N, a deduplication, interval joins (INNER and LEFT) and temporal
+//! joins (INNER and LEFT, `b` versioned by key) of the two streams,
 //! each continuous, equal the same SQL
 //! bounded over the same rows — at 1 and 2 partitions per input, parallelism 1 and 2,
 //! and across a restart of the engine halfway.
@@ -101,6 +101,18 @@ fn queries() -> Vec<(&'static str, String)> {
                 .into(),
         ),
         (
+            "temporal_join",
+            "SELECT a.k, a.v AS av, r.v AS bv, a.ts AS ta FROM a JOIN b FOR SYSTEM_TIME AS OF a.ts AS r \
+             ON a.k = r.k"
+                .into(),
+        ),
+        (
+            "temporal_left",
+            "SELECT a.k, a.v AS av, r.v AS bv, a.ts AS ta FROM a LEFT JOIN b FOR SYSTEM_TIME AS OF a.ts AS r \
+             ON a.k = r.k"
+                .into(),
+        ),
+        (
             "dedup",
             "SELECT k, v, ts FROM (SELECT k, v, ts, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM a) \
              WHERE rn = 1"
@@ -119,6 +131,8 @@ fn closed(name: &str, wm_a: i64, wm_union: i64) -> String {
             format!("window_end <= to_timestamp_millis({wm_a})")
         }
         "dedup" => format!("ts < to_timestamp_millis({wm_a})"),
+        // Each row of a once the watermark of both passes it, with b's version then.
+        "temporal_join" | "temporal_left" => format!("ta < to_timestamp_millis({wm_union})"),
         // Matches as they come. (An unmatched left row comes once the watermark passes
         // its interval's end; across the restart its timing does not follow this
         // model yet — see the issue note — so only the matches are compared.)
@@ -204,6 +218,7 @@ async fn graph_case(seed: u64, partitions: usize, parallelism: usize) {
             "coarser" => "window_start, window_end, k, best, windows",
             "top_n" => "window_start, window_end, k, n, rn",
             "interval_join" | "left_join" => "k, av, bv, ta, tb",
+            "temporal_join" | "temporal_left" => "k, av, bv, ta",
             _ => "k, v, ts",
         };
         let continuous = table(
@@ -211,8 +226,12 @@ async fn graph_case(seed: u64, partitions: usize, parallelism: usize) {
             &format!(
                 "SELECT {columns} FROM {name} WHERE {} ORDER BY {columns}",
                 match name {
-                    "left_join" => "tb IS NOT NULL",
-                    _ => "true",
+                    "left_join" => "tb IS NOT NULL".to_string(),
+                    // Across the restart a temporal join may emit a row before this
+                    // model's watermark passes it (as the LEFT interval join's NULL
+                    // rows: see the issue note); what the model has closed must match.
+                    "temporal_join" | "temporal_left" => closed(name, wm_a, wm_union),
+                    _ => "true".to_string(),
                 }
             ),
         )
