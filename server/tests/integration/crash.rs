@@ -316,3 +316,64 @@ fn two_input_graphs_are_exact_after_kill_9() {
         "the Top-N differs from the run without kills"
     );
 }
+
+/// kill -9 while an interval join feeds a windowed aggregate and a temporal join runs:
+/// after restarts from their checkpoints, both give what a run without kills gives.
+#[test]
+fn joins_are_exact_after_kill_9() {
+    const STREAMS: &str = "
+        CREATE STREAM bid WITH (connector = 'nexmark', event = 'bid', max_events = 200000,
+          base_time = '2024-01-01 00:00:00', partitions = 2);
+        CREATE STREAM auction WITH (connector = 'nexmark', event = 'auction', max_events = 13000,
+          base_time = '2024-01-01 00:00:00');
+        FLUSH";
+    const SETUP: &str = "
+        CREATE STREAM matched_per_second WITH (parallelism = 2) AS
+          SELECT window_start, count(*) AS n, sum(price) AS total FROM TUMBLE(
+            (SELECT b.price, b.date_time FROM bid b JOIN auction a
+               ON b.auction = a.id AND b.date_time BETWEEN a.date_time AND a.date_time + INTERVAL '2' SECOND),
+            date_time, INTERVAL '1' SECOND)
+          GROUP BY window_start, window_end;
+        CREATE STREAM bid_sellers WITH (parallelism = 2) AS
+          SELECT b.auction, b.price, a.seller FROM bid b
+            JOIN auction FOR SYSTEM_TIME AS OF b.date_time AS a ON b.auction = a.id";
+    const WINDOWS: &str = "SELECT window_start, n, total FROM matched_per_second ORDER BY 1";
+    const SELLERS: &str = "SELECT count(*) AS n, sum(price) AS price, sum(seller) AS sellers, \
+        count(DISTINCT auction) AS auctions FROM bid_sellers";
+    let args = ["--checkpoint-interval", "100ms"];
+
+    let reference_dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(reference_dir.path(), &args);
+    weir.sql_ok(STREAMS);
+    weir.sql_ok(SETUP);
+    weir.sql_ok("FLUSH");
+    let expected = (
+        weir.sql_ok(WINDOWS)["rows"].clone(),
+        weir.sql_ok(SELLERS)["rows"].clone(),
+    );
+    assert!(expected.0.as_array().unwrap().len() > 5, "{:?}", expected.0);
+    assert!(expected.1[0][0].as_i64().unwrap() > 1000, "{:?}", expected.1);
+    drop(weir);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut weir = Weir::start(dir.path(), &args);
+    weir.sql_ok(STREAMS);
+    weir.sql_ok(SETUP);
+    let mut rng = rand::rng();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(rng.random_range(30..400)));
+        weir.kill9();
+        weir = Weir::start(dir.path(), &args);
+    }
+    weir.sql_ok("FLUSH");
+    assert_eq!(
+        weir.sql_ok(WINDOWS)["rows"],
+        expected.0,
+        "the interval join's windows differ from the run without kills"
+    );
+    assert_eq!(
+        weir.sql_ok(SELLERS)["rows"],
+        expected.1,
+        "the temporal join's rows differ from the run without kills"
+    );
+}
