@@ -41,7 +41,7 @@ impl Engine {
         {
             self.inline_window_views(query);
         }
-        let _lifted = self.lift_window_inputs(&mut statement).await?;
+        let _lifted = self.lift_window_inputs(&mut statement, false).await?;
         if let DFStatement::Statement(inner) = &mut statement {
             self.rewrite_query(inner)?;
         }

@@ -476,7 +476,7 @@ impl Engine {
     /// Plans a DataFusion statement after Weir's rewrites (hidden metadata columns,
     /// window spellings, INSERT column names), refusing what Weir does not run.
     async fn plan_datafusion(&self, mut statement: DFStatement) -> Result<LogicalPlan> {
-        let _lifted = self.lift_window_inputs(&mut statement).await?;
+        let _lifted = self.lift_window_inputs(&mut statement, true).await?;
         // EXPLAIN SELECT ...: the query it explains gets the same rewrites.
         let target = match &mut statement {
             DFStatement::Explain(explain) => explain.statement.as_mut(),

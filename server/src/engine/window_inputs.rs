@@ -6,7 +6,6 @@
 use datafusion::sql::parser::Statement as DFStatement;
 
 use super::{Engine, Error, Result};
-use crate::sql::hide_metadata_columns;
 
 /// The lifted window-function inputs of one statement, forgotten when it is planned.
 pub(super) struct LiftedInputs {
@@ -32,6 +31,7 @@ impl Engine {
     pub(super) async fn lift_window_inputs(
         &self,
         statement: &mut DFStatement,
+        bounded: bool,
     ) -> Result<LiftedInputs> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut guard = LiftedInputs {
@@ -77,10 +77,7 @@ impl Engine {
                 )));
             };
             if let DFStatement::Statement(inner) = inner.as_mut() {
-                let streams = self.streams.read();
-                hide_metadata_columns(inner, &|name| streams.contains_key(name));
-                crate::sql::rewrite_window_functions(inner);
-                crate::sql::rewrite_group_windows(inner);
+                self.rewrite_query(inner)?;
             }
             let plan = self
                 .session
@@ -88,6 +85,13 @@ impl Engine {
                 .statement_to_plan(*inner)
                 .await
                 .map_err(Error::from_datafusion)?;
+            // Bounded, a temporal join in the input runs as plain SQL (continuous, the
+            // planner finds its marker).
+            let plan = match bounded {
+                true => crate::planner::temporal::expand_bounded(plan)
+                    .map_err(Error::from_datafusion)?,
+                false => plan,
+            };
             self.relations.write().insert(input.name.clone(), plan);
             guard.names.push(input.name);
         }

@@ -352,7 +352,11 @@ fn joins_are_exact_after_kill_9() {
         weir.sql_ok(SELLERS)["rows"].clone(),
     );
     assert!(expected.0.as_array().unwrap().len() > 5, "{:?}", expected.0);
-    assert!(expected.1[0][0].as_i64().unwrap() > 1000, "{:?}", expected.1);
+    assert!(
+        expected.1[0][0].as_i64().unwrap() > 1000,
+        "{:?}",
+        expected.1
+    );
     drop(weir);
 
     let dir = tempfile::tempdir().unwrap();
