@@ -11,14 +11,16 @@
 //!   a union of branches that read the same columns of one stream is one step instead,
 //!   so the stream is read once;
 //! - **stateful nodes** ([`StatefulNode`]): an aggregate, a window Top-N, a
-//!   deduplication, an interval join (two inputs), or a merge of inputs that reach the
-//!   output without state; each runs as one or more instances, fed through a hash
-//!   exchange on its keys (per input: a join's sides hash on their own keys);
+//!   deduplication, a join of two inputs (interval, window, semi or regular: [`join`];
+//!   temporal: [`temporal`]), a lookup join of a stream with a view ([`lookup`]), or a
+//!   merge of inputs that reach the output without state; each runs as one or more
+//!   instances, fed through a hash exchange on its keys (per input: a join's sides hash
+//!   on their own keys);
 //! - the **sink**: the stream, view or push subscriber the output goes to.
 //!
 //! The node that feeds the sink (through stateless steps) is always stateful: a query
-//! without state ends in a merge. Joins other than INNER interval joins ([`join`]),
-//! ORDER BY, LIMIT and window functions other than a ranking under a filter ([`rank`])
+//! without state ends in a merge. Joins other than those, ORDER BY, LIMIT and window
+//! functions other than a ranking under a filter ([`rank`])
 //! are refused with an error that says why and what to do.
 
 mod aggregate;

@@ -109,8 +109,8 @@ impl QueryMetrics {
 enum InputTime {
     /// Not known yet (no rows read with event time): holds the watermark.
     Unknown,
-    /// Everything read (up to offset `upto` of its log) and quiet for the idle timeout,
-    /// or an empty log: left out of the minimum while its log holds nothing past
+    /// Everything read (up to offset `upto` of its log, which may be empty) and quiet
+    /// for the idle timeout: left out of the minimum while its log holds nothing past
     /// `upto`. A write spanning partitions appends to all of them before committing
     /// any, so a receiver that sees rows written past `upto` counts the input at
     /// `watermark` again before its reader has noticed (no race between neighbours).

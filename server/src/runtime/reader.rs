@@ -46,11 +46,17 @@ impl EventTime {
         // to all of them before committing any, so a partition whose part is still
         // being committed already holds the watermark (no race with its neighbours).
         let written = log.latest_offset();
+        // An empty log holds the watermark back like any other partition until it has
+        // been idle for the idle timeout (from the query's start): its first rows may be
+        // older than its siblings'. Then it is left out, as an idle partition.
         if written <= log.earliest_offset() && self.watermark.is_none() {
-            return InputTime::Idle {
-                upto: written,
-                watermark: None,
-            }; // empty log
+            if now_ms - self.last_active_ms >= self.idle_timeout_ms {
+                return InputTime::Idle {
+                    upto: written,
+                    watermark: None,
+                };
+            }
+            return InputTime::Unknown;
         }
         if next >= written && now_ms - self.last_active_ms >= self.idle_timeout_ms {
             return InputTime::Idle {
