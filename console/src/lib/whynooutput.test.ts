@@ -33,7 +33,7 @@ describe('explainNoOutput', () => {
       'The watermark trails the largest event time by 1 s, so every partition that is not idle needs a row with event time at or after 10:00:11 to close it.',
     );
     expect(e.points).toContain('Partition 1 holds the watermark at 10:00:05; partition 0 is at 10:00:08.');
-    expect(e.points).toContain('Partition 2 is empty, so it does not count.');
+    expect(e.points).toContain('Partition 2 is empty: it holds the watermark back until it has been idle.');
   });
 
   it('flags idle partitions and lag', () => {

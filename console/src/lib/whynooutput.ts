@@ -70,13 +70,14 @@ export function explainNoOutput(q: Query, source: SourceInfo = {}): Explanation 
     } else if (!p.watermark) {
       partitionPoints.push(
         (p.committed_offset ?? 0) === 0
-          ? `${name} is empty, so it does not count.`
+          ? `${name} is empty: it holds the watermark back until it has been idle` +
+              (source.idleTimeoutMs ? ` for ${formatDuration(source.idleTimeoutMs)}.` : '.')
           : `${name} has no watermark yet.`,
       );
     } else if (p === holder && active.length > 1) {
       const ahead = active
         .filter((o) => o !== p && o.watermark !== p.watermark)
-        .map((o) => `partition ${o.partition} is at ${at(o.watermark!, wm)}`);
+        .map((o) => `${manyStreams ? `partition ${o.partition} of ${o.stream}` : `partition ${o.partition}`} is at ${at(o.watermark!, wm)}`);
       partitionPoints.push(
         `${name} holds the watermark at ${at(p.watermark, wm)}` + (ahead.length ? `; ${ahead.join(', ')}.` : '.'),
       );
