@@ -656,12 +656,20 @@ fn check_runnable(plan: &ContinuousPlan, kind: QueryKind, emit_changes: bool) ->
             && d.latest
             && (id != plan.last_stateful() || kind != QueryKind::MaterializedView)
         {
-            return Err(Error::Invalid(
-                "keeping the latest row per key (ROW_NUMBER() OVER (... ORDER BY ts DESC) = 1) \
-                 replaces rows as later ones arrive, so it runs as a MATERIALIZED VIEW; into an \
-                 append-only stream keep the first row per key (ORDER BY ts)"
-                    .into(),
-            ));
+            let what = match d.best {
+                Some(_) => {
+                    "keeping the best row per key by an order other than event time \
+                            (ROW_NUMBER() OVER (PARTITION BY k ORDER BY price DESC) = 1)"
+                }
+                None => {
+                    "keeping the latest row per key (ROW_NUMBER() OVER (... ORDER BY ts DESC) = 1)"
+                }
+            };
+            return Err(Error::Invalid(format!(
+                "{what} replaces rows as better ones arrive, so it runs as a MATERIALIZED VIEW; \
+                 into an append-only stream keep the first row per key (ORDER BY ts), or rank \
+                 per window (PARTITION BY window_start, window_end, ...)"
+            )));
         }
     }
     let Some(agg) = plan.final_aggregate() else {

@@ -9,6 +9,9 @@
 //!   state TTL).
 //! - **Latest row per key** (`ORDER BY ts DESC`, a view): each key's row with the
 //!   greatest time (ties: the later arrival); the view shows them.
+//! - **Best row per key** (any other ORDER BY, e.g. `ORDER BY price DESC, ts`: an
+//!   updating Top-1, Nexmark q9's winning bid): each key's first row in that order so
+//!   far (ties: the later arrival), replaced as better rows arrive; a view, as the latest.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,12 +35,16 @@ struct Entry {
     seq: u64,
     /// The row (input schema); `None` once a first row has been emitted.
     row: Option<RecordBatch>,
+    /// The row's place in a best-row order (row format; smaller is better).
+    order: Option<Key>,
 }
 
 pub struct Dedup {
     plan: DedupPlan,
     role: Role,
     converter: RowConverter,
+    /// A best-row order's columns in the row format (with their sort options).
+    order: Option<RowConverter>,
     /// The key columns' types, then the time (the emitted keys' state schema).
     keys_schema: SchemaRef,
     input_schema: SchemaRef,
@@ -73,10 +80,24 @@ impl Dedup {
                 .map(|f| SortField::new(f.data_type().clone()))
                 .collect(),
         )?;
+        let order = match &plan.best {
+            Some(best) => Some(RowConverter::new(
+                best.iter()
+                    .map(|(e, options)| {
+                        Ok(SortField::new_with_options(
+                            e.data_type(&input_schema)?,
+                            *options,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            )?),
+            None => None,
+        };
         Ok(Dedup {
             plan,
             role,
             converter,
+            order,
             keys_schema: Arc::new(Schema::new(key_fields)),
             input_schema,
             watermark: None,
@@ -101,8 +122,45 @@ impl Dedup {
             .collect()
     }
 
+    /// Keeps each key's best row by the plan's order.
+    fn take_best(&mut self, batch: &RecordBatch) -> Result<()> {
+        let (Some(order), Some(best)) = (&self.order, &self.plan.best) else {
+            return Ok(());
+        };
+        let keys = self.converter.convert_columns(&self.key_columns(batch)?)?;
+        let columns = best
+            .iter()
+            .map(|(e, _)| e.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect::<Result<Vec<_>>>()?;
+        let ranks = order.convert_columns(&columns)?;
+        for i in 0..batch.num_rows() {
+            let rank = ranks.row(i);
+            match self.keys.get_mut(keys.row(i).as_ref()) {
+                Some(entry) if entry.order.as_deref().is_some_and(|o| o < rank.as_ref()) => {}
+                Some(entry) => {
+                    entry.order = Some(Key::from(rank.as_ref()));
+                    entry.row = Some(own_row(batch, i)?);
+                }
+                None => {
+                    self.seq += 1;
+                    let entry = Entry {
+                        ts: 0,
+                        seq: self.seq,
+                        row: Some(own_row(batch, i)?),
+                        order: Some(Key::from(rank.as_ref())),
+                    };
+                    self.keys.insert(Key::from(keys.row(i).as_ref()), entry);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn take(&mut self, rows: Input) -> Result<()> {
         let batch = &rows.batch;
+        if self.plan.best.is_some() {
+            return self.take_best(batch);
+        }
         let keys = self.converter.convert_columns(&self.key_columns(batch)?)?;
         let times = nanos(
             self.plan
@@ -129,6 +187,7 @@ impl Dedup {
                             ts,
                             seq: self.seq,
                             row: Some(own_row(batch, i)?),
+                            order: None,
                         };
                         self.keys.insert(Key::from(key.as_ref()), entry);
                     }
@@ -151,6 +210,7 @@ impl Dedup {
                         ts,
                         seq,
                         row: Some(own_row(batch, i)?),
+                        order: None,
                     };
                 }
                 None => {
@@ -159,6 +219,7 @@ impl Dedup {
                         ts,
                         seq,
                         row: Some(own_row(batch, i)?),
+                        order: None,
                     };
                     self.keys.insert(Key::from(key.as_ref()), entry);
                 }
@@ -289,6 +350,7 @@ impl Operator for Dedup {
                     ts,
                     seq: self.seq,
                     row: None,
+                    order: None,
                 };
                 self.keys.insert(key, entry);
             }

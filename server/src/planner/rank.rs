@@ -49,6 +49,14 @@ pub struct DedupPlan {
     pub time: Arc<dyn PhysicalExpr>,
     /// `ORDER BY ts DESC`: keep the latest row per key (else the first).
     pub latest: bool,
+    /// Any other ORDER BY (`ORDER BY price DESC, ts`): keep each key's best row by it,
+    /// replaced as better ones arrive (a view, like the latest; `latest` is set too).
+    pub best: Option<
+        Vec<(
+            Arc<dyn PhysicalExpr>,
+            datafusion::arrow::compute::SortOptions,
+        )>,
+    >,
     /// The input's columns, then the row number (always 1).
     pub output_schema: SchemaRef,
     pub label: String,
@@ -176,7 +184,7 @@ pub fn plan_window(state: &SessionState, window: &Window, max_rank: Option<u64>)
                       (the first row by event time; ORDER BY ts DESC for the latest)";
     let topn_hint = "a Top-N runs continuously per window: rank the rows of a windowed aggregate \
                      (or of TUMBLE / HOP) with PARTITION BY window_start, window_end";
-    if name != "row_number" || max_rank != Some(1) || order_by.len() != 1 {
+    if name != "row_number" || max_rank != Some(1) {
         return Err(refuse(format!(
             "{name}() without a window in its PARTITION BY never finishes ranking an \
              unbounded input; {topn_hint}; {dedup_hint}"
@@ -187,22 +195,48 @@ pub fn plan_window(state: &SessionState, window: &Window, max_rank: Option<u64>)
             "deduplication needs the key to deduplicate on: PARTITION BY it; {dedup_hint}"
         )));
     }
-    let sort = &order_by[0];
-    let time_type = sort.expr.get_type(input)?;
-    if !matches!(
-        time_type,
-        datafusion::arrow::datatypes::DataType::Timestamp(_, _)
-    ) {
-        return Err(refuse(format!(
-            "deduplication orders each key's rows by event time, but {} is {time_type}; \
-             ORDER BY the stream's TIMESTAMP column; {dedup_hint}",
-            sort.expr
-        )));
-    }
     let keys = partition_by
         .iter()
         .map(|e| state.create_physical_expr(e.clone(), input))
         .collect::<Result<Vec<_>>>()?;
+    let sort = &order_by[0];
+    let by_time = order_by.len() == 1
+        && matches!(
+            sort.expr.get_type(input)?,
+            datafusion::arrow::datatypes::DataType::Timestamp(_, _)
+        );
+    if !by_time {
+        // Top-1 per key by any order: the best row so far, in a view.
+        let best = order_by
+            .iter()
+            .map(|s| {
+                Ok((
+                    state.create_physical_expr(s.expr.clone(), input)?,
+                    datafusion::arrow::compute::SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let key_names: Vec<String> = partition_by.iter().map(shown).collect();
+        let order: Vec<String> = order_by
+            .iter()
+            .map(|s| format!("{}{}", shown(&s.expr), if s.asc { "" } else { " DESC" }))
+            .collect();
+        return Ok(Ranked::Dedup(DedupPlan {
+            keys,
+            time: state.create_physical_expr(sort.expr.clone(), input)?,
+            latest: true,
+            best: Some(best),
+            output_schema,
+            label: format!(
+                "Dedup: best row per [{}] by {} (ROW_NUMBER() = 1, replaced as better rows arrive)",
+                key_names.join(", "),
+                order.join(", ")
+            ),
+        }));
+    }
     let latest = !sort.asc;
     let key_names: Vec<String> = partition_by.iter().map(shown).collect();
     let label = format!(
@@ -215,6 +249,7 @@ pub fn plan_window(state: &SessionState, window: &Window, max_rank: Option<u64>)
         keys,
         time: state.create_physical_expr(sort.expr.clone(), input)?,
         latest,
+        best: None,
         output_schema,
         label,
     }))
