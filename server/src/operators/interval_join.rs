@@ -21,28 +21,22 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt8Array, UInt32Array, UInt64Array,
-    new_null_array,
+    ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array, new_null_array,
 };
 use datafusion::arrow::compute::{filter_record_batch, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, UInt64Type};
+use datafusion::common::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::JoinType;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::{ExecutionPlan, collect};
 
+use super::join_rows::{self, numbered_schema, run_numbered};
 use super::{Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
 use crate::planner::IntervalJoinPlan;
 use crate::planner::join::ROW_COLUMNS;
 use crate::planner::session_bounds::nanos;
 
-/// Columns that tag a checkpointed row: its side (0 left, 1 right) and whether it has
-/// matched.
-const SIDE: &str = "__join_side";
+/// The column that tags a checkpointed row (after its side's) with whether it matched.
 const MATCHED: &str = "__join_matched";
 
 pub struct IntervalJoin {
@@ -63,51 +57,6 @@ pub struct IntervalJoin {
     rows_in: u64,
     rows_out: u64,
     late_rows: u64,
-}
-
-/// Runs a join planned by `planner::join::numbered_exec` over rows `left` and `right`
-/// (each with its row number, in `held_schema`): the plan's empty inputs replaced.
-/// The output has the left columns and row number, then the right ones.
-pub(super) async fn run_numbered(
-    exec: &Arc<dyn ExecutionPlan>,
-    task: &Arc<TaskContext>,
-    held_schema: &[SchemaRef; 2],
-    left: Vec<RecordBatch>,
-    right: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>> {
-    let mut sources: Vec<Arc<dyn ExecutionPlan>> = vec![
-        MemorySourceConfig::try_new_exec(&[left], held_schema[0].clone(), None)?,
-        MemorySourceConfig::try_new_exec(&[right], held_schema[1].clone(), None)?,
-    ];
-    // The empty inputs, left first in the plan's tree unless DataFusion swapped the
-    // sides: each takes the first source left whose schema it has.
-    let exec = exec
-        .clone()
-        .transform_down(|node| {
-            if node.downcast_ref::<EmptyExec>().is_none() {
-                return Ok(Transformed::no(node));
-            }
-            let fits = |s: &Arc<dyn ExecutionPlan>| s.schema().fields() == node.schema().fields();
-            Ok(match sources.iter().position(fits) {
-                Some(at) => Transformed::yes(sources.remove(at)),
-                None => Transformed::no(node),
-            })
-        })?
-        .data;
-    if !sources.is_empty() {
-        return Err(DataFusionError::Internal(
-            "a join's plan has fewer inputs than two".into(),
-        ));
-    }
-    // A hash join keeps its build side across runs unless told to forget it.
-    let exec = datafusion::physical_plan::execution_plan::reset_plan_states(exec)?;
-    collect(exec, task.clone()).await
-}
-
-pub(super) fn numbered_schema(schema: &SchemaRef, row: &str) -> SchemaRef {
-    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
-    fields.push(Arc::new(Field::new(row, DataType::UInt64, false)));
-    Arc::new(Schema::new(fields))
 }
 
 impl IntervalJoin {
@@ -289,38 +238,6 @@ impl IntervalJoin {
         )?);
         Ok(())
     }
-
-    /// The held rows as checkpoint batches, each tagged with its side and which rows
-    /// have matched.
-    fn tagged(&self) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
-        for (side, batches) in self.held.iter().enumerate() {
-            for batch in batches {
-                let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
-                fields.push(Arc::new(Field::new(SIDE, DataType::UInt8, false)));
-                fields.push(Arc::new(Field::new(MATCHED, DataType::Boolean, false)));
-                let numbers = batch
-                    .column(batch.num_columns() - 1)
-                    .as_primitive::<UInt64Type>();
-                let matched: BooleanArray = numbers
-                    .values()
-                    .iter()
-                    .map(|n| Some(self.matched[side].contains(n)))
-                    .collect();
-                let mut columns = batch.columns().to_vec();
-                columns.push(Arc::new(UInt8Array::from(vec![
-                    side as u8;
-                    batch.num_rows()
-                ])));
-                columns.push(Arc::new(matched));
-                out.push(RecordBatch::try_new(
-                    Arc::new(Schema::new(fields)),
-                    columns,
-                )?);
-            }
-        }
-        Ok(out)
-    }
 }
 
 #[async_trait::async_trait]
@@ -385,7 +302,20 @@ impl Operator for IntervalJoin {
 
     fn snapshot(&mut self, epoch: u64) -> Result<OperatorState> {
         Ok(OperatorState {
-            state: self.tagged()?,
+            state: join_rows::tagged(&self.held, |side, batch| {
+                let numbers = batch
+                    .column(batch.num_columns() - 1)
+                    .as_primitive::<UInt64Type>();
+                let matched: BooleanArray = numbers
+                    .values()
+                    .iter()
+                    .map(|n| Some(self.matched[side].contains(n)))
+                    .collect();
+                vec![(
+                    Field::new(MATCHED, DataType::Boolean, false),
+                    Arc::new(matched) as ArrayRef,
+                )]
+            })?,
             closed: self.kept.snapshot(&self.role, epoch),
             watermark: self.watermark,
             rows_in: self.rows_in,
@@ -393,32 +323,13 @@ impl Operator for IntervalJoin {
     }
 
     async fn restore(&mut self, state: OperatorState) -> Result<()> {
-        let unfit = || {
-            DataFusionError::Plan(
-                "the checkpointed join state does not fit this query's plan".into(),
-            )
-        };
         for batch in state.state {
-            let width = batch.num_columns();
-            if width < 3 {
-                return Err(unfit());
-            }
-            let side = match batch
-                .column(width - 2)
-                .as_any()
-                .downcast_ref::<UInt8Array>()
-            {
-                Some(sides) if !sides.is_empty() => sides.value(0).min(1) as usize,
-                _ => return Err(unfit()),
-            };
-            let matched = batch.column(width - 1).as_boolean().clone();
-            let rows = batch.project(&(0..width - 2).collect::<Vec<_>>())?;
-            if rows.schema().fields() != self.held_schema[side].fields() {
-                return Err(unfit());
-            }
-            let rows =
-                RecordBatch::try_new(self.held_schema[side].clone(), rows.columns().to_vec())?;
-            let numbers = rows.column(width - 3).as_primitive::<UInt64Type>();
+            let (side, rows, tags) =
+                join_rows::untagged(batch, 1, &self.held_schema, "interval join")?;
+            let matched = tags[0].as_boolean().clone();
+            let numbers = rows
+                .column(rows.num_columns() - 1)
+                .as_primitive::<UInt64Type>();
             for (i, n) in numbers.values().iter().enumerate() {
                 self.next_row = self.next_row.max(n + 1);
                 if matched.value(i) {
@@ -438,15 +349,11 @@ impl Operator for IntervalJoin {
     }
 
     fn figures(&self) -> Figures {
-        let held = self.held.iter().flatten();
-        Figures {
-            rows_in: self.rows_in,
-            rows_out: self.rows_out,
-            late_rows: self.late_rows,
-            state_rows: held.clone().map(|b| b.num_rows() as u64).sum(),
-            state_bytes: super::memory_bytes(held.chain(&self.kept.batches)),
-            watermark: self.watermark,
-            ..Figures::default()
-        }
+        join_rows::figures(
+            &self.held,
+            &self.kept,
+            [self.rows_in, self.rows_out, self.late_rows],
+            self.watermark,
+        )
     }
 }

@@ -1,7 +1,8 @@
 //! Lookup join: each row of the input (the events) joins the rows a materialized view
 //! holds when it is processed (`planner::lookup`). The view's contents are read once
-//! per chunk of messages and shared by its batches; nothing is held across chunks, so
-//! the state is empty and a checkpoint stores only what a view output keeps.
+//! per chunk of messages and shared by its batches; nothing is held across chunks. The
+//! joined rows go on as a merge's do (handed on, or kept for a view), so a checkpoint
+//! stores only what a view output keeps.
 
 use std::sync::Arc;
 
@@ -10,35 +11,29 @@ use datafusion::common::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::collect;
 
-use super::interval_join::run_numbered;
-use super::{Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
+use super::join_rows::run_numbered;
+use super::merge::Merge;
+use super::{Figures, Input, Operator, OperatorState, Output, Role};
 use crate::planner::lookup::LookupJoinPlan;
 
 pub struct LookupJoin {
     plan: LookupJoinPlan,
-    role: Role,
     /// The view's rows for this chunk, read at its first batch.
     table: Option<Vec<RecordBatch>>,
-    watermark: Option<i64>,
-    out: Vec<RecordBatch>,
-    kept: KeptRows,
+    /// Where the joined rows go.
+    output: Merge,
     task: Arc<TaskContext>,
     rows_in: u64,
-    rows_out: u64,
 }
 
 impl LookupJoin {
     pub fn new(plan: LookupJoinPlan, role: Role) -> Self {
         LookupJoin {
             plan,
-            role,
             table: None,
-            watermark: None,
-            out: Vec::new(),
-            kept: KeptRows::default(),
+            output: Merge::new(role),
             task: Arc::new(TaskContext::default()),
             rows_in: 0,
-            rows_out: 0,
         }
     }
 
@@ -81,53 +76,41 @@ impl Operator for LookupJoin {
             table,
         )
         .await?;
-        self.out
-            .extend(joined.into_iter().filter(|b| b.num_rows() > 0));
+        for batch in joined {
+            self.output.process(0, Input::rows(batch)).await?;
+        }
         Ok(())
     }
 
     fn advance(&mut self, watermark: i64) {
-        self.watermark = Some(watermark);
+        self.output.advance(watermark);
     }
 
     async fn flush(&mut self) -> Result<Output> {
         // The next chunk reads the view again.
         self.table = None;
-        let rows = std::mem::take(&mut self.out);
-        self.rows_out += rows.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        Ok(Output {
-            rows: self.kept.hand_out(self.role.view, rows),
-            ..Output::default()
-        })
+        self.output.flush().await
     }
 
     fn snapshot(&mut self, epoch: u64) -> Result<OperatorState> {
-        Ok(OperatorState {
-            state: Vec::new(),
-            closed: self.kept.snapshot(&self.role, epoch),
-            watermark: self.watermark,
-            rows_in: self.rows_in,
-        })
+        let mut state = self.output.snapshot(epoch)?;
+        state.rows_in = self.rows_in;
+        Ok(state)
     }
 
     async fn restore(&mut self, state: OperatorState) -> Result<()> {
-        self.kept.restore(state.closed);
-        self.watermark = state.watermark;
         self.rows_in = state.rows_in;
-        Ok(())
+        self.output.restore(state).await
     }
 
     async fn view_contents(&mut self) -> Result<Option<Vec<RecordBatch>>> {
-        Ok(self.role.view.then(|| self.kept.batches.clone()))
+        self.output.view_contents().await
     }
 
     fn figures(&self) -> Figures {
         Figures {
             rows_in: self.rows_in,
-            rows_out: self.rows_out,
-            state_bytes: super::memory_bytes(&self.kept.batches),
-            watermark: self.watermark,
-            ..Figures::default()
+            ..self.output.figures()
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod aggregate;
 pub mod dedup;
 pub mod interval_join;
+mod join_rows;
 mod live_groups;
 pub mod lookup_join;
 pub mod merge;

@@ -16,25 +16,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt8Array, UInt32Array, UInt64Array,
-    new_null_array,
+    ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array, new_null_array,
 };
 use datafusion::arrow::compute::{filter_record_batch, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use datafusion::arrow::datatypes::{SchemaRef, UInt64Type};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::JoinType;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::interval_join::{numbered_schema, run_numbered};
+use super::join_rows::{self, numbered_schema, run_numbered};
 use super::{Figures, Input, KeptRows, Operator, OperatorState, Output, Role};
 use crate::planner::join::ROW_COLUMNS;
 use crate::planner::session_bounds::nanos;
 use crate::planner::temporal::TemporalJoinPlan;
-
-/// The column that tags a checkpointed row with its side (0 an order, 1 a version).
-const SIDE: &str = "__join_side";
 
 pub struct TemporalJoin {
     plan: TemporalJoinPlan,
@@ -330,24 +326,8 @@ impl Operator for TemporalJoin {
     }
 
     fn snapshot(&mut self, epoch: u64) -> Result<OperatorState> {
-        let mut state = Vec::new();
-        for (side, batches) in self.held.iter().enumerate() {
-            for batch in batches {
-                let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
-                fields.push(Arc::new(Field::new(SIDE, DataType::UInt8, false)));
-                let mut columns = batch.columns().to_vec();
-                columns.push(Arc::new(UInt8Array::from(vec![
-                    side as u8;
-                    batch.num_rows()
-                ])));
-                state.push(RecordBatch::try_new(
-                    Arc::new(Schema::new(fields)),
-                    columns,
-                )?);
-            }
-        }
         Ok(OperatorState {
-            state,
+            state: join_rows::tagged(&self.held, |_, _| Vec::new())?,
             closed: self.kept.snapshot(&self.role, epoch),
             watermark: self.watermark,
             rows_in: self.rows_in,
@@ -355,28 +335,12 @@ impl Operator for TemporalJoin {
     }
 
     async fn restore(&mut self, state: OperatorState) -> Result<()> {
-        let unfit = || {
-            DataFusionError::Plan(
-                "the checkpointed temporal join state does not fit this query's plan".into(),
-            )
-        };
         for batch in state.state {
-            let width = batch.num_columns();
-            let side = match batch
-                .column(width - 1)
-                .as_any()
-                .downcast_ref::<UInt8Array>()
-            {
-                Some(sides) if !sides.is_empty() => sides.value(0).min(1) as usize,
-                _ => return Err(unfit()),
-            };
-            let rows = batch.project(&(0..width - 1).collect::<Vec<_>>())?;
-            if rows.schema().fields() != self.held_schema[side].fields() {
-                return Err(unfit());
-            }
-            let rows =
-                RecordBatch::try_new(self.held_schema[side].clone(), rows.columns().to_vec())?;
-            let numbers = rows.column(width - 2).as_primitive::<UInt64Type>();
+            let (side, rows, _) =
+                join_rows::untagged(batch, 0, &self.held_schema, "temporal join")?;
+            let numbers = rows
+                .column(rows.num_columns() - 1)
+                .as_primitive::<UInt64Type>();
             if let Some(max) = numbers.values().iter().max() {
                 self.next_row = self.next_row.max(max + 1);
             }
@@ -393,15 +357,11 @@ impl Operator for TemporalJoin {
     }
 
     fn figures(&self) -> Figures {
-        let held = self.held.iter().flatten();
-        Figures {
-            rows_in: self.rows_in,
-            rows_out: self.rows_out,
-            late_rows: self.late_rows,
-            state_rows: held.clone().map(|b| b.num_rows() as u64).sum(),
-            state_bytes: super::memory_bytes(held.chain(&self.kept.batches)),
-            watermark: self.watermark,
-            ..Figures::default()
-        }
+        join_rows::figures(
+            &self.held,
+            &self.kept,
+            [self.rows_in, self.rows_out, self.late_rows],
+            self.watermark,
+        )
     }
 }
