@@ -116,6 +116,13 @@ const QUERIES: &[Query] = &[
         streams: BIDS,
     },
     Query {
+        name: "q7 highest bid (join form)",
+        sql: "SELECT b.auction, b.price, b.bidder, b.date_time FROM bids b JOIN (SELECT max(price) AS maxprice, window_end FROM TUMBLE(bids, date_time, INTERVAL '10' SECOND) GROUP BY window_start, window_end) m ON b.price = m.maxprice AND b.date_time BETWEEN m.window_end - INTERVAL '10' SECOND AND m.window_end",
+        memory: "SELECT b.auction, b.price, b.bidder, b.date_time FROM bids b JOIN (SELECT max(price) AS maxprice, date_bin(INTERVAL '10' SECOND, date_time) + INTERVAL '10' SECOND AS window_end FROM bids GROUP BY date_bin(INTERVAL '10' SECOND, date_time)) m ON b.price = m.maxprice AND b.date_time BETWEEN m.window_end - INTERVAL '10' SECOND AND m.window_end",
+        kind: "stream",
+        streams: BIDS,
+    },
+    Query {
         name: "q3 local item suggestion (join)",
         sql: "SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id WHERE a.category = 10 AND (p.state = 'or' OR p.state = 'id' OR p.state = 'ca')",
         memory: "SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id WHERE a.category = 10 AND (p.state = 'or' OR p.state = 'id' OR p.state = 'ca')",

@@ -503,6 +503,9 @@ impl Engine {
             _ if matches!(last.kind, StatefulKind::TemporalJoin(_)) => {
                 "emit: append-only, each left row once the watermark passes it, with the version valid at its time (late rows dropped)"
             }
+            _ if matches!(&last.kind, StatefulKind::IntervalJoin(j) if !j.regular && j.lower_ns == 0 && j.upper_ns == 0) => {
+                "emit: append-only, each window's pairs once, when the window closes (late rows dropped)"
+            }
             _ if matches!(&last.kind, StatefulKind::IntervalJoin(j) if j.regular) => {
                 "emit: append-only, each pair once, when its second row arrives (every row held, or for state_ttl past the watermark)"
             }

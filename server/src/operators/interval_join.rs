@@ -16,6 +16,12 @@
 //! the first still held. A row of an outer side that is dropped without ever having
 //! matched is emitted then, with NULLs for the other side. `state_rows` shows what is
 //! held.
+//!
+//! A **window join** (equal window bounds: `[0, 0]`) finds its pairs when the window
+//! closes instead: once the watermark passes a window's end, its rows on both sides are
+//! joined, emitted and dropped. A **semi join** emits each left row at its first match.
+//! A **regular join** (no time bounds) holds every row, or for `state_ttl` past the
+//! watermark, and has no late rows.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -57,10 +63,16 @@ pub struct IntervalJoin {
     rows_in: u64,
     rows_out: u64,
     late_rows: u64,
+    /// A window join (equal window bounds): pairs are found when their window closes,
+    /// not as rows arrive.
+    window: bool,
+    /// The watermark moved since windows were last closed (window joins).
+    due: bool,
 }
 
 impl IntervalJoin {
     pub fn new(plan: IntervalJoinPlan, role: Role) -> Self {
+        let window = !plan.regular && plan.lower_ns == 0 && plan.upper_ns == 0;
         let held_schema = [
             numbered_schema(&plan.left_schema, ROW_COLUMNS[0]),
             numbered_schema(&plan.right_schema, ROW_COLUMNS[1]),
@@ -80,7 +92,33 @@ impl IntervalJoin {
             rows_in: 0,
             rows_out: 0,
             late_rows: 0,
+            window,
+            due: false,
         }
+    }
+
+    /// A window join closes the windows the watermark has passed: their rows on both
+    /// sides are joined, then dropped (an outer side's unmatched ones with NULLs).
+    async fn close_windows(&mut self, watermark: i64) -> Result<()> {
+        let mut closing: [Vec<RecordBatch>; 2] = [Vec::new(), Vec::new()];
+        for side in 0..2 {
+            for batch in &self.held[side] {
+                let closed: BooleanArray = self
+                    .times(side, batch)?
+                    .into_iter()
+                    .map(|t| Some(t.is_some_and(|t| t < watermark)))
+                    .collect();
+                if closed.true_count() > 0 {
+                    closing[side].push(filter_record_batch(batch, &closed)?);
+                }
+            }
+        }
+        let [left, right] = closing;
+        if !left.is_empty() && !right.is_empty() {
+            let joined = self.join(left, right).await?;
+            self.out.extend(joined);
+        }
+        self.expire(watermark)
     }
 
     /// Whether `side`'s unmatched rows are part of the output.
@@ -274,7 +312,7 @@ impl Operator for IntervalJoin {
         )));
         let batch = RecordBatch::try_new(self.held_schema[side].clone(), columns)?;
         let other = self.held[1 - side].clone();
-        if !other.is_empty() {
+        if !other.is_empty() && !self.window {
             let joined = match side {
                 0 => self.join(vec![batch.clone()], other).await?,
                 _ => self.join(other, vec![batch.clone()]).await?,
@@ -287,12 +325,21 @@ impl Operator for IntervalJoin {
 
     fn advance(&mut self, watermark: i64) {
         self.watermark = Some(watermark);
+        if self.window {
+            self.due = true;
+            return;
+        }
         if let Err(e) = self.expire(watermark) {
             tracing::warn!("interval join: could not drop expired rows: {e}");
         }
     }
 
     async fn flush(&mut self) -> Result<Output> {
+        if std::mem::take(&mut self.due)
+            && let Some(watermark) = self.watermark
+        {
+            self.close_windows(watermark).await?;
+        }
         let mut output = std::mem::take(&mut self.late);
         let rows = std::mem::take(&mut self.out);
         self.rows_out += rows.iter().map(|b| b.num_rows() as u64).sum::<u64>();

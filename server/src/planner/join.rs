@@ -222,17 +222,24 @@ pub fn plan_interval_join(
     }
     let exec = numbered_exec(state, join, join.filter.clone())?;
     let on: Vec<String> = join.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
-    let label = format!(
-        "IntervalJoin: {} on [{}], {right_column} - {left_column} in [{}, {}] (rows held until the watermark passes their bound{})",
-        join.join_type.to_string().to_ascii_uppercase(),
-        on.join(", "),
-        seconds(lower_ns),
-        seconds(upper_ns),
-        match join.join_type {
-            JoinType::Inner => "",
-            _ => "; unmatched outer rows then, with NULLs",
-        }
-    );
+    let outer = match join.join_type {
+        JoinType::Inner | JoinType::LeftSemi => "",
+        _ => "; unmatched outer rows then, with NULLs",
+    };
+    let label = match (lower_ns, upper_ns) {
+        (0, 0) => format!(
+            "WindowJoin: {} on [{}], the rows of equal windows ({right_column} = {left_column}) joined when the window closes{outer}",
+            join.join_type.to_string().to_ascii_uppercase(),
+            on.join(", "),
+        ),
+        _ => format!(
+            "IntervalJoin: {} on [{}], {right_column} - {left_column} in [{}, {}] (rows held until the watermark passes their bound{outer})",
+            join.join_type.to_string().to_ascii_uppercase(),
+            on.join(", "),
+            seconds(lower_ns),
+            seconds(upper_ns),
+        ),
+    };
     Ok(IntervalJoinPlan {
         join_type: join.join_type,
         output_schema: Arc::new(join.schema.as_arrow().clone()),

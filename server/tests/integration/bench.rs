@@ -24,7 +24,7 @@ fn quick_benchmark_prints_its_figures() {
     let figures: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let queries = figures["queries"].as_array().unwrap();
-    assert_eq!(queries.len(), 11, "{figures}");
+    assert_eq!(queries.len(), 12, "{figures}");
     for q in queries {
         assert!(q["streaming_events_per_s"].as_f64().is_some(), "{q}");
         assert!(q["batch_events_per_s"].as_f64().is_some(), "{q}");
