@@ -33,6 +33,8 @@ pub struct Config {
     /// [`DEFAULT_PG_LISTEN`], which is skipped with a warning when the port is taken;
     /// an address given explicitly must be free.
     pub pg_listen: Option<String>,
+    /// Address of the Kafka protocol listener; off unless given.
+    pub kafka_listen: Option<String>,
 }
 
 /// The Postgres listener's address when none is configured (5433, beside a local
@@ -59,6 +61,7 @@ impl Default for Config {
             checkpoint_interval_ms: 1000,
             storage: None,
             pg_listen: None,
+            kafka_listen: None,
         }
     }
 }
@@ -81,6 +84,17 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("off") || v.is_empty() => Ok(PgListen::Off),
             Some(v) => v.parse().map(|a| PgListen::At(a, true)).map_err(|_| {
                 format!("--pg-listen {v:?} is not an address such as 127.0.0.1:5433 (or off)")
+            }),
+        }
+    }
+
+    /// The Kafka listener's address, if it is on (`off` or nothing: it is not).
+    pub fn kafka_listen(&self) -> Result<Option<SocketAddr>, String> {
+        match self.kafka_listen.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("off") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                format!("--kafka-listen {v:?} is not an address such as 127.0.0.1:9092 (or off)")
             }),
         }
     }

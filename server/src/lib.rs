@@ -20,6 +20,8 @@ pub mod connector;
 pub mod engine;
 /// Request bodies (NDJSON, JSON, CSV, Arrow IPC) to Arrow batches, with precise errors.
 pub mod ingest;
+/// The Kafka protocol listener (`--kafka-listen`).
+pub mod kafka;
 /// Append-only partition logs of Arrow batches on disk.
 pub mod log;
 /// The stateful operators of continuous queries, one per file, and the stateless steps.

@@ -83,6 +83,10 @@ struct ServeArgs {
     /// or `off` [default: 127.0.0.1:5433, skipped with a warning if that port is taken]
     #[arg(long, env = "WEIR_PG_LISTEN")]
     pg_listen: Option<String>,
+    /// Address of the Kafka protocol listener (bootstrap.servers for Kafka clients), or
+    /// `off` [default: off]
+    #[arg(long, env = "WEIR_KAFKA_LISTEN")]
+    kafka_listen: Option<String>,
 }
 
 /// `100ms`, `2s`, `1m`, or plain milliseconds.
@@ -132,6 +136,9 @@ impl ServeArgs {
         }
         if self.pg_listen.is_some() {
             config.pg_listen = self.pg_listen;
+        }
+        if self.kafka_listen.is_some() {
+            config.kafka_listen = self.kafka_listen;
         }
         Ok(config)
     }
@@ -213,6 +220,12 @@ async fn serve(config: Config) -> Result<(), String> {
             }
         },
     };
+    let kafka_listener = match config.kafka_listen()? {
+        None => None,
+        Some(at) => Some(tokio::net::TcpListener::bind(at).await.map_err(|e| {
+            format!("cannot listen on {at} for the Kafka protocol (--kafka-listen): {e}")
+        })?),
+    };
     let state = match &config.console_dir {
         Some(dir) => ApiState::with_console_dir(config.body_limit_bytes, dir.clone()),
         None => ApiState::new(config.body_limit_bytes),
@@ -234,6 +247,18 @@ async fn serve(config: Config) -> Result<(), String> {
             Some(AbortOnDrop(tokio::spawn(weir::pg::serve(
                 listener,
                 engine.clone(),
+            ))))
+        }
+        None => None,
+    };
+    let _kafka = match kafka_listener {
+        Some(listener) => {
+            let at = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!("Kafka protocol on {at} (bootstrap.servers={at})");
+            Some(AbortOnDrop(tokio::spawn(weir::kafka::serve(
+                listener,
+                engine.clone(),
+                at,
             ))))
         }
         None => None,

@@ -13,7 +13,7 @@ mod push;
 mod queries;
 mod sql;
 mod streams;
-mod values;
+pub mod values;
 
 pub use error::ApiError;
 

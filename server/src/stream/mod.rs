@@ -223,6 +223,14 @@ impl Stream {
         Ok(removed)
     }
 
+    /// Appends `batch` (user columns) to partition `p` (a Kafka producer chose it) and
+    /// returns its first offset once the rows are durable and readable. Blocking.
+    pub fn append_to(&self, p: usize, batch: &RecordBatch) -> Result<u64, LogError> {
+        let first = self.partitions[p].latest_offset();
+        let writes = self.write_parts(batch, vec![(p, batch.clone())])?;
+        Ok(writes.first().map_or(first, |w| w.first_offset))
+    }
+
     /// Like [`Self::append`], but a stream without a key spreads the batch over all its
     /// partitions in equal contiguous slices (generators, which write large batches).
     pub fn append_spread(&self, batch: &RecordBatch) -> Result<Vec<PartitionWrite>, LogError> {

@@ -8,6 +8,7 @@ mod differential;
 mod faults;
 mod graph_differential;
 mod http;
+mod kafka;
 mod pg;
 mod s3;
 mod server;

@@ -12,6 +12,8 @@ pub struct Weir {
     pub url: String,
     /// The Postgres listener's port, when it serves one.
     pub pg_port: Option<u16>,
+    /// The Kafka listener's port, when it serves one.
+    pub kafka_port: Option<u16>,
     pub client: reqwest::blocking::Client,
 }
 
@@ -37,22 +39,26 @@ impl Weir {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
-            let mut pg_port = None;
+            let (mut pg_port, mut kafka_port) = (None, None);
+            // The port in "... protocol on 127.0.0.1:PORT ...".
+            let port_after = |line: &str, marker: &str| {
+                let at = line.find(marker)?;
+                line[at + marker.len()..]
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse::<u16>().ok())
+            };
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("Postgres protocol on ") {
-                    pg_port = line[at + "Postgres protocol on ".len()..]
-                        .split_whitespace()
-                        .next()
-                        .and_then(|a| a.rsplit(':').next())
-                        .and_then(|p| p.parse::<u16>().ok());
-                }
+                pg_port = pg_port.or(port_after(&line, "Postgres protocol on "));
+                kafka_port = kafka_port.or(port_after(&line, "Kafka protocol on "));
                 if !sent && let Some(at) = line.find("ready at http://") {
                     let url: String = line[at + "ready at ".len()..]
                         .split_whitespace()
                         .next()
                         .unwrap()
                         .to_string();
-                    let _ = tx.send((url, pg_port));
+                    let _ = tx.send((url, pg_port, kafka_port));
                     sent = true;
                 }
                 if std::env::var_os("WEIR_TEST_LOGS").is_some() {
@@ -60,7 +66,7 @@ impl Weir {
                 }
             }
         });
-        let (url, pg_port) = rx
+        let (url, pg_port, kafka_port) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("weir did not become ready in 60 s");
         // No connection reuse: after a 413 the server closes the connection without
@@ -74,6 +80,7 @@ impl Weir {
             child,
             url,
             pg_port,
+            kafka_port,
             client,
         }
     }

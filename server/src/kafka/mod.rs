@@ -1,0 +1,120 @@
+//! The Kafka protocol listener (`--kafka-listen`): Weir as a Kafka broker for its own
+//! streams, so unmodified Kafka clients produce to and fetch from them. A topic is a
+//! stream, a Kafka partition a Weir partition, a Kafka offset a Weir offset. The wire
+//! format and record batches are the `kafka-protocol` crate's.
+//!
+//! This is the first slice of the broker: ApiVersions, Metadata, ListOffsets, Fetch
+//! (read-committed: never past a partition's committed offset) and Produce (acks 0, 1
+//! and all, each answered once the rows are durable). A message value is a JSON object
+//! whose keys are the stream's columns, decoded as HTTP ingest decodes NDJSON: a batch
+//! with a bad record is refused whole with INVALID_RECORD and a message naming the
+//! record and column. Rows are fetched as the same JSON. Consumer groups, topic creation
+//! and idempotent producers are not served yet: their requests close the connection
+//! with a log line saying so.
+
+mod handlers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::engine::Engine;
+
+/// Largest request Weir reads (the Kafka broker's default `socket.request.max.bytes`).
+const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+/// Serves the Kafka protocol on `listener` until the task is dropped. `advertised` is
+/// the address Metadata gives clients for the one broker (this listener's).
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, advertised: SocketAddr) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("kafka listener: accept failed: {e}");
+                continue;
+            }
+        };
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(socket, engine, advertised).await {
+                tracing::debug!(%peer, "kafka connection closed: {e}");
+            }
+        });
+    }
+}
+
+async fn connection(
+    mut socket: TcpStream,
+    engine: Arc<Engine>,
+    advertised: SocketAddr,
+) -> Result<(), String> {
+    socket.set_nodelay(true).ok();
+    loop {
+        let size = match socket.read_i32().await {
+            Ok(n) => n,
+            Err(_) => return Ok(()), // the client went away
+        };
+        if size < 8 || size as usize > MAX_REQUEST_BYTES {
+            return Err(format!("a request of {size} bytes is out of bounds"));
+        }
+        let mut frame = vec![0u8; size as usize];
+        socket
+            .read_exact(&mut frame)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut body = Bytes::from(frame);
+        let (api_key, version) = (
+            i16::from_be_bytes([body[0], body[1]]),
+            i16::from_be_bytes([body[2], body[3]]),
+        );
+        let Ok(key) = ApiKey::try_from(api_key) else {
+            return Err(format!("unknown API key {api_key}"));
+        };
+        let header = RequestHeader::decode(&mut body, key.request_header_version(version))
+            .map_err(|e| format!("{key:?} v{version}: bad request header: {e}"))?;
+        let reply = handlers::handle(&engine, advertised, key, version, &mut body)
+            .await
+            .map_err(|e| format!("{key:?} v{version}: {e}"))?;
+        let Some(reply) = reply else {
+            continue; // acks = 0: no response
+        };
+        let mut out = BytesMut::new();
+        // ApiVersions answers with header v0 whatever the version, so that a client
+        // that does not know the broker yet can read it.
+        let header_version = match key {
+            ApiKey::ApiVersions => 0,
+            _ => key.response_header_version(version),
+        };
+        ResponseHeader::default()
+            .with_correlation_id(header.correlation_id)
+            .encode(&mut out, header_version)
+            .map_err(|e| e.to_string())?;
+        out.put(reply);
+        let mut framed = BytesMut::with_capacity(out.len() + 4);
+        framed.put_i32(out.len() as i32);
+        framed.put(out);
+        socket
+            .write_all(framed.chunk())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+}
+
+/// Encodes a response body at `version`.
+fn encoded<T: Encodable>(message: &T, version: i16) -> Result<Bytes, String> {
+    let mut out = BytesMut::new();
+    message
+        .encode(&mut out, version)
+        .map_err(|e| format!("cannot encode the response: {e}"))?;
+    Ok(out.freeze())
+}
+
+/// Decodes a request body at `version`.
+fn decoded<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, String> {
+    T::decode(body, version).map_err(|e| format!("bad request: {e}"))
+}

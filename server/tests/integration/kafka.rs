@@ -1,0 +1,160 @@
+//! Weir's Kafka listener with a real Kafka client: kcat (librdkafka, Debian's `kcat`).
+//! Without it the tests say SKIPPED, unless `WEIR_REQUIRE_KAFKA_TESTS=1` (CI), where a
+//! missing client fails.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::server::Weir;
+
+fn has_kcat() -> bool {
+    if Command::new("kcat").arg("-V").output().is_ok() {
+        return true;
+    }
+    if std::env::var_os("WEIR_REQUIRE_KAFKA_TESTS").is_some() {
+        panic!("kcat is required (WEIR_REQUIRE_KAFKA_TESTS is set)");
+    }
+    eprintln!("SKIPPED: kcat is not installed");
+    false
+}
+
+/// Runs kcat against `port` with `args`, feeding `input`; (success, stdout, stderr).
+fn kcat(port: u16, args: &[&str], input: &str) -> (bool, String, String) {
+    let mut child = Command::new("kcat")
+        .arg("-b")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kcat");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn kcat_produces_to_and_consumes_from_a_stream() {
+    if !has_kcat() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &["--kafka-listen", "127.0.0.1:0"]);
+    let port = weir
+        .kafka_port
+        .expect("the Kafka listener's port in the log");
+    weir.sql_ok(
+        "CREATE STREAM clicks (user_id BIGINT, page TEXT, ts TIMESTAMP) WITH (partitions = 2)",
+    );
+
+    // Metadata: the stream is a topic with its partitions, led by the one broker.
+    let (ok, out, err) = kcat(port, &["-L", "-t", "clicks"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("topic \"clicks\" with 2 partitions"), "{out}");
+    assert!(
+        out.contains(&format!("broker 0 at 127.0.0.1:{port}")),
+        "{out}"
+    );
+
+    // Produce to partition 1 (acks=all): ordinary rows, where the producer put them.
+    let (ok, _, err) = kcat(
+        port,
+        &["-P", "-t", "clicks", "-p", "1"],
+        "{\"user_id\": 1, \"page\": \"/home\", \"ts\": \"2024-01-01T00:00:01Z\"}\n\
+         {\"user_id\": 2, \"page\": \"/cart\", \"ts\": \"2024-01-01T00:00:02Z\"}\n",
+    );
+    assert!(ok, "{err}");
+    let rows =
+        weir.sql_ok("SELECT user_id, page, _partition, _offset FROM clicks ORDER BY user_id");
+    assert_eq!(
+        rows["rows"],
+        serde_json::json!([[1, "/home", 1, 0], [2, "/cart", 1, 1]])
+    );
+
+    // A record that is not a row of the stream is refused, and nothing of its batch is
+    // appended.
+    let (_, _, err) = kcat(
+        port,
+        &["-P", "-t", "clicks", "-p", "0"],
+        "{\"user_id\": \"x\", \"page\": \"/bad\"}\n",
+    );
+    assert!(err.contains("failed to validate record"), "{err}");
+    assert_eq!(weir.scalar("SELECT count(*) FROM clicks"), 2);
+
+    // Rows ingested over HTTP are fetched too, as JSON objects, offsets and all.
+    weir.sql_ok("INSERT INTO clicks VALUES (3, '/pay', '2024-01-01 00:00:03')");
+    let (ok, out, err) = kcat(
+        port,
+        &[
+            "-C",
+            "-t",
+            "clicks",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%p %o %s\\n",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines.contains(&"1 0 {\"page\":\"/home\",\"ts\":\"2024-01-01T00:00:01\",\"user_id\":1}"),
+        "{out}"
+    );
+    assert!(lines.iter().any(|l| l.contains("\"user_id\":3")), "{out}");
+
+    // A topic that is no stream: the client's delivery fails (Metadata says it is
+    // unknown; Weir does not create topics).
+    let (_, _, err) = kcat(
+        port,
+        &[
+            "-P",
+            "-t",
+            "nope",
+            "-p",
+            "0",
+            "-X",
+            "message.timeout.ms=2000",
+        ],
+        "{}\n",
+    );
+    assert!(err.contains("Delivery failed"), "{err}");
+    assert_eq!(weir.scalar("SELECT count(*) FROM clicks"), 3);
+}
+
+#[test]
+fn a_taken_kafka_port_is_an_error_naming_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--pg-listen",
+            "off",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .args(["--kafka-listen", &at])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--kafka-listen"), "{stderr}");
+}
