@@ -81,6 +81,28 @@ fn kcat_produces_to_and_consumes_from_a_stream() {
         serde_json::json!([[1, "/home", 1, 0], [2, "/cart", 1, 1]])
     );
 
+    // Compressed batches, in each codec Kafka clients use.
+    for (i, codec) in ["gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
+        let (ok, _, err) = kcat(
+            port,
+            &["-P", "-t", "clicks", "-p", "0", "-z", codec],
+            &format!("{{\"user_id\": {}, \"page\": \"/{codec}\"}}\n", 10 + i),
+        );
+        assert!(ok, "{codec}: {err}");
+    }
+    assert_eq!(
+        weir.sql_ok("SELECT page FROM clicks WHERE _partition = 0 ORDER BY _offset")["rows"],
+        serde_json::json!([["/gzip"], ["/snappy"], ["/lz4"], ["/zstd"]])
+    );
+    weir.sql_ok("DROP STREAM clicks; CREATE STREAM clicks (user_id BIGINT, page TEXT, ts TIMESTAMP) WITH (partitions = 2)");
+    let (ok, _, err) = kcat(
+        port,
+        &["-P", "-t", "clicks", "-p", "1"],
+        "{\"user_id\": 1, \"page\": \"/home\", \"ts\": \"2024-01-01T00:00:01Z\"}\n\
+         {\"user_id\": 2, \"page\": \"/cart\", \"ts\": \"2024-01-01T00:00:02Z\"}\n",
+    );
+    assert!(ok, "{err}");
+
     // A record that is not a row of the stream is refused, and nothing of its batch is
     // appended.
     let (_, _, err) = kcat(
