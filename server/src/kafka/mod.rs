@@ -5,12 +5,12 @@
 //!
 //! This is the first slice of the broker: ApiVersions, Metadata, ListOffsets, Fetch
 //! (read-committed: never past a partition's committed offset) and Produce (acks 0, 1
-//! and all, each answered once the rows are durable; gzip, snappy, lz4 and zstd). A message value is a JSON object
-//! whose keys are the stream's columns, decoded as HTTP ingest decodes NDJSON: a batch
-//! with a bad record is refused whole with INVALID_RECORD and a message naming the
-//! record and column. Rows are fetched as the same JSON. Consumer groups, topic creation
-//! and idempotent producers are not served yet: their requests close the connection
-//! with a log line saying so.
+//! and all, each answered once the rows are durable; gzip, snappy, lz4 and zstd). A
+//! message value is a JSON object whose keys are the stream's columns, decoded as HTTP
+//! ingest decodes NDJSON: a batch with a bad record is refused whole with INVALID_RECORD
+//! and a message naming the record and column. Rows are fetched as the same JSON.
+//! Consumer groups, topic creation and idempotent producers are not served yet: their
+//! requests close the connection with a log line saying so.
 
 mod handlers;
 
