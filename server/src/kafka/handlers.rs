@@ -217,14 +217,19 @@ fn json_values(batch: &RecordBatch) -> Result<Vec<Bytes>, String> {
         .iter()
         .map(|f| f.name())
         .collect();
+    // Written out by hand so the keys keep the stream's column order.
+    let keys: Vec<String> = names
+        .iter()
+        .map(|n| serde_json::Value::String((*n).clone()).to_string())
+        .collect();
     Ok((0..batch.num_rows())
         .map(|i| {
-            let object: serde_json::Map<String, serde_json::Value> = names
+            let fields: Vec<String> = keys
                 .iter()
                 .zip(&columns)
-                .map(|(n, c)| ((*n).clone(), c[i].clone()))
+                .map(|(k, c)| format!("{k}:{}", c[i]))
                 .collect();
-            Bytes::from(serde_json::Value::Object(object).to_string())
+            Bytes::from(format!("{{{}}}", fields.join(",")))
         })
         .collect())
 }

@@ -134,7 +134,7 @@ fn kcat_produces_to_and_consumes_from_a_stream() {
     lines.sort();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(
-        lines.contains(&"1 0 {\"page\":\"/home\",\"ts\":\"2024-01-01T00:00:01\",\"user_id\":1}"),
+        lines.contains(&"1 0 {\"user_id\":1,\"page\":\"/home\",\"ts\":\"2024-01-01T00:00:01\"}"),
         "{out}"
     );
     assert!(lines.iter().any(|l| l.contains("\"user_id\":3")), "{out}");
