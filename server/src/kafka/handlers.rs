@@ -187,11 +187,20 @@ fn list_offsets(
                         .with_partition_index(p.partition_index);
                     match partition_of(engine, &topic.name, p.partition_index) {
                         Err(code) => answer.with_error_code(code),
-                        // -2: the earliest offset; -1 (and any time, for now): the end.
-                        Ok(log) => answer.with_timestamp(-1).with_offset(match p.timestamp {
-                            -2 => log.earliest_offset() as i64,
-                            _ => log.committed_offset() as i64,
-                        }),
+                        // -2: the earliest offset; -1: the end; a time (ms): the first
+                        // row appended at or after it, else the end.
+                        Ok(log) => {
+                            let end = log.committed_offset() as i64;
+                            let (timestamp, offset) = match p.timestamp {
+                                -2 => (-1, log.earliest_offset() as i64),
+                                t if t < 0 => (-1, end),
+                                t => match log.offset_for_time(t) {
+                                    Some((offset, at)) => (at, offset as i64),
+                                    None => (-1, end),
+                                },
+                            };
+                            answer.with_timestamp(timestamp).with_offset(offset)
+                        }
                     }
                 })
                 .collect();

@@ -270,6 +270,31 @@ impl PartitionLog {
         Ok(appended)
     }
 
+    /// The first committed offset whose frame was appended at or after `time_ms` (Kafka's
+    /// ListOffsets by timestamp), with that frame's time; `None` when no such frame
+    /// exists yet.
+    pub fn offset_for_time(&self, time_ms: i64) -> Option<(u64, i64)> {
+        let committed = self.committed_offset();
+        let segments = self.segments.read();
+        // Segments whose newest frame is older than the time hold no answer.
+        let first = segments.partition_point(|s| s.newest_ingest_ms().is_some_and(|t| t < time_ms));
+        for segment in &segments[first..] {
+            for i in 0..segment.frame_count() {
+                let frame = segment.frame(i)?;
+                if frame.offset >= committed {
+                    return None;
+                }
+                if frame.ingest_time_ms >= time_ms {
+                    return Some((
+                        frame.offset.max(segments[0].base_offset()),
+                        frame.ingest_time_ms,
+                    ));
+                }
+            }
+        }
+        None
+    }
+
     /// Reads offsets `[from, to)` as batches, lazily one frame at a time. `to` is clamped
     /// to the committed offset and `from` up to the earliest retained offset. Only the
     /// `projection` columns are decoded. The scan holds the segments it needs, so it

@@ -139,6 +139,40 @@ fn kcat_produces_to_and_consumes_from_a_stream() {
     );
     assert!(lines.iter().any(|l| l.contains("\"user_id\":3")), "{out}");
 
+    // Offsets by time (kcat -o s@MS): the first row appended at or after it; a time
+    // after every row gives the end.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (ok, out, err) = kcat(
+        port,
+        &[
+            "-C", "-t", "clicks", "-p", "1", "-o", "s@0", "-e", "-f", "%o\\n",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["0", "1"], "{out}");
+    let (ok, out, err) = kcat(
+        port,
+        &[
+            "-C",
+            "-t",
+            "clicks",
+            "-p",
+            "1",
+            "-o",
+            &format!("s@{}", now_ms + 60_000),
+            "-e",
+            "-f",
+            "%o\\n",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert!(out.trim().is_empty(), "{out}");
+
     // A topic that is no stream: the client's delivery fails (Metadata says it is
     // unknown; Weir does not create topics).
     let (_, _, err) = kcat(
