@@ -259,6 +259,7 @@ async fn serve(config: Config) -> Result<(), String> {
                 listener,
                 engine.clone(),
                 at,
+                config.data_dir.clone(),
             ))))
         }
         None => None,

@@ -24,6 +24,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+use super::groups::Groups;
 use super::{decoded, encoded};
 use crate::engine::Engine;
 use crate::stream::Stream;
@@ -35,6 +36,13 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::JoinGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 3),
+    (ApiKey::Heartbeat, 0, 3),
+    (ApiKey::LeaveGroup, 0, 3),
+    (ApiKey::OffsetCommit, 2, 7),
+    (ApiKey::OffsetFetch, 1, 7),
 ];
 
 /// Kafka's error codes Weir answers with.
@@ -51,6 +59,8 @@ const BROKER: BrokerId = BrokerId(0);
 /// Answers one request; `None` when the request wants no response (Produce, acks 0).
 pub async fn handle(
     engine: &Arc<Engine>,
+    groups: &Groups,
+    client: &str,
     advertised: SocketAddr,
     key: ApiKey,
     version: i16,
@@ -77,7 +87,9 @@ pub async fn handle(
             .await
             .map(Some),
         ApiKey::Produce => produce(engine, version, decoded(body, version)?).await,
-        _ => unreachable!("checked against SUPPORTED"),
+        _ => super::consumer::handle(groups, client, advertised, key, version, body)
+            .await
+            .map(Some),
     }
 }
 

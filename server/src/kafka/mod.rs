@@ -3,15 +3,19 @@
 //! stream, a Kafka partition a Weir partition, a Kafka offset a Weir offset. The wire
 //! format and record batches are the `kafka-protocol` crate's.
 //!
-//! This is the first slice of the broker: ApiVersions, Metadata, ListOffsets, Fetch
+//! The first slice of the broker: ApiVersions, Metadata, ListOffsets, Fetch
 //! (read-committed: never past a partition's committed offset) and Produce (acks 0, 1
 //! and all, each answered once the rows are durable; gzip, snappy, lz4 and zstd). A
 //! message value is a JSON object whose keys are the stream's columns, decoded as HTTP
 //! ingest decodes NDJSON: a batch with a bad record is refused whole with INVALID_RECORD
 //! and a message naming the record and column. Rows are fetched as the same JSON.
-//! Consumer groups, topic creation and idempotent producers are not served yet: their
-//! requests close the connection with a log line saying so.
+//! Consumer groups ([`groups`]: FindCoordinator, Join/Sync/Heartbeat/LeaveGroup,
+//! OffsetCommit/OffsetFetch) work with subscribing consumers. Topic creation and
+//! idempotent producers are not served yet: their requests close the connection with
+//! a log line saying so.
 
+mod consumer;
+mod groups;
 mod handlers;
 
 use std::net::SocketAddr;
@@ -30,7 +34,13 @@ const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 
 /// Serves the Kafka protocol on `listener` until the task is dropped. `advertised` is
 /// the address Metadata gives clients for the one broker (this listener's).
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, advertised: SocketAddr) {
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    advertised: SocketAddr,
+    data_dir: std::path::PathBuf,
+) {
+    let groups = Arc::new(groups::Groups::open(data_dir.join("kafka-offsets.json")));
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -39,9 +49,9 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, advertised: Socke
                 continue;
             }
         };
-        let engine = engine.clone();
+        let (engine, groups) = (engine.clone(), groups.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection(socket, engine, advertised).await {
+            if let Err(e) = connection(socket, engine, groups, advertised).await {
                 tracing::debug!(%peer, "kafka connection closed: {e}");
             }
         });
@@ -51,6 +61,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, advertised: Socke
 async fn connection(
     mut socket: TcpStream,
     engine: Arc<Engine>,
+    groups: Arc<groups::Groups>,
     advertised: SocketAddr,
 ) -> Result<(), String> {
     socket.set_nodelay(true).ok();
@@ -77,9 +88,16 @@ async fn connection(
         };
         let header = RequestHeader::decode(&mut body, key.request_header_version(version))
             .map_err(|e| format!("{key:?} v{version}: bad request header: {e}"))?;
-        let reply = handlers::handle(&engine, advertised, key, version, &mut body)
-            .await
-            .map_err(|e| format!("{key:?} v{version}: {e}"))?;
+        let client = header
+            .client_id
+            .as_ref()
+            .map_or("", |c| c.as_str())
+            .to_string();
+        let reply = handlers::handle(
+            &engine, &groups, &client, advertised, key, version, &mut body,
+        )
+        .await
+        .map_err(|e| format!("{key:?} v{version}: {e}"))?;
         let Some(reply) = reply else {
             continue; // acks = 0: no response
         };

@@ -214,3 +214,38 @@ fn a_taken_kafka_port_is_an_error_naming_the_flag() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--kafka-listen"), "{stderr}");
 }
+
+/// Offsets of the rows a group consumer printed (`%o` per line), in order.
+fn consumed(out: &str) -> Vec<u64> {
+    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+#[test]
+fn a_consumer_group_resumes_from_its_committed_offsets_across_restarts() {
+    if !has_kcat() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &["--kafka-listen", "127.0.0.1:0"]);
+    let port = weir.kafka_port.expect("the Kafka listener's port");
+    weir.sql_ok("CREATE STREAM events (n BIGINT); INSERT INTO events VALUES (1), (2), (3)");
+    let group = |port: u16, args: &[&str]| {
+        let mut all = vec!["-G", "readers", "-e", "-f", "%o\\n"];
+        all.extend_from_slice(args);
+        all.push("events");
+        let (ok, out, err) = kcat(port, &all, "");
+        assert!(ok, "{err}");
+        assert!(err.contains("Group readers rebalanced"), "{err}");
+        consumed(&out)
+    };
+    // Joined, assigned the partition, read it all, committed on leaving.
+    assert_eq!(group(port, &["-o", "beginning"]), [0, 1, 2]);
+    weir.sql_ok("INSERT INTO events VALUES (4), (5)");
+    assert_eq!(group(port, &[]), [3, 4]);
+    // The committed offsets survive a restart of Weir.
+    weir.terminate(std::time::Duration::from_secs(10));
+    let weir = Weir::start(dir.path(), &["--kafka-listen", "127.0.0.1:0"]);
+    let port = weir.kafka_port.expect("the Kafka listener's port");
+    weir.sql_ok("INSERT INTO events VALUES (6)");
+    assert_eq!(group(port, &[]), [5]);
+}
