@@ -249,3 +249,58 @@ fn a_consumer_group_resumes_from_its_committed_offsets_across_restarts() {
     weir.sql_ok("INSERT INTO events VALUES (6)");
     assert_eq!(group(port, &[]), [5]);
 }
+
+/// Two members of one group share a stream's partitions: the second's join rebalances
+/// the group, and each ends up with one partition.
+#[test]
+fn two_group_members_split_the_partitions() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    if !has_kcat() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &["--kafka-listen", "127.0.0.1:0"]);
+    let port = weir.kafka_port.expect("the Kafka listener's port");
+    weir.sql_ok("CREATE STREAM clicks (n BIGINT) WITH (partitions = 2)");
+    // A member: kcat in group mode until killed; its assignment lines, as they come.
+    let (tx, rx) = mpsc::channel::<(usize, String)>();
+    let member = |id: usize| {
+        let mut child = Command::new("kcat")
+            .args(["-b", &format!("127.0.0.1:{port}"), "-G", "split", "clicks"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kcat");
+        let stderr = child.stderr.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("assigned:") {
+                    let _ = tx.send((id, line));
+                }
+            }
+        });
+        child
+    };
+    // The latest assignment of each member, until `done` holds or 30 s pass.
+    let mut latest: [String; 2] = Default::default();
+    let wait = |latest: &mut [String; 2], done: &dyn Fn(&[String; 2]) -> bool| {
+        let end = Instant::now() + Duration::from_secs(30);
+        while !done(latest) {
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((id, line)) => latest[id] = line,
+                Err(_) => panic!("no such assignment in 30 s: {latest:?}"),
+            }
+        }
+    };
+    let mut a = member(0);
+    wait(&mut latest, &|l| l[0].contains("clicks [0], clicks [1]"));
+    let mut b = member(1);
+    let one = |l: &String| l.contains("clicks [0]") != l.contains("clicks [1]");
+    wait(&mut latest, &|l| one(&l[0]) && one(&l[1]) && l[0] != l[1]);
+    let _ = (a.kill(), a.wait());
+    let _ = (b.kill(), b.wait());
+}
