@@ -14,10 +14,12 @@ pub mod catalog;
 pub mod clock;
 /// Typed configuration, defaulted in one place.
 pub mod config;
-/// Generator streams (Nexmark, datagen): rows from options.
+/// Connector options and formats: the generators (Nexmark, datagen) and Kafka's.
 pub mod connector;
 /// Runs statements and writes.
 pub mod engine;
+/// Connectors to Kafka and PostgreSQL at run time: the Kafka source and the sinks.
+pub mod external;
 /// Request bodies (NDJSON, JSON, CSV, Arrow IPC) to Arrow batches, with precise errors.
 pub mod ingest;
 /// The Kafka protocol listener (`--kafka-listen`).

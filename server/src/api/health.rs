@@ -75,6 +75,50 @@ fn engine_metrics(engine: &crate::engine::Engine) -> String {
             let _ = writeln!(out, "{name}{{query=\"{}\"}} {}", q.def.name, value(q));
         }
     }
+    let sources: Vec<_> = engine
+        .streams()
+        .iter()
+        .filter_map(|s| Some((s.name().to_string(), engine.source_status(s.name())?)))
+        .collect();
+    if !sources.is_empty() {
+        let _ = writeln!(
+            out,
+            "# HELP weir_kafka_source_lag Records in the Kafka partition not yet in the stream (Kafka's end offset minus Weir's next offset).\n# TYPE weir_kafka_source_lag gauge"
+        );
+        for (stream, status) in &sources {
+            for p in &status.partitions {
+                if let Some(lag) = p.lag {
+                    let _ = writeln!(
+                        out,
+                        "weir_kafka_source_lag{{stream=\"{stream}\",topic=\"{}\",partition=\"{}\"}} {lag}",
+                        status.topic, p.kafka_partition
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weir_kafka_source_dead_letters_total Records of a Kafka source that did not decode, sent to its dead-letter stream.\n# TYPE weir_kafka_source_dead_letters_total counter"
+        );
+        for (stream, status) in &sources {
+            let _ = writeln!(
+                out,
+                "weir_kafka_source_dead_letters_total{{stream=\"{stream}\"}} {}",
+                status.dead_letters
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weir_kafka_source_running 1 while a Kafka source reads, 0 when it is stopped or retrying.\n# TYPE weir_kafka_source_running gauge"
+        );
+        for (stream, status) in &sources {
+            let _ = writeln!(
+                out,
+                "weir_kafka_source_running{{stream=\"{stream}\"}} {}",
+                u8::from(status.state == "running")
+            );
+        }
+    }
     out
 }
 

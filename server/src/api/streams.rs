@@ -19,7 +19,11 @@ use crate::types::sql_type_name;
 
 pub async fn list(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let engine = state.engine()?;
-    let streams: Vec<Value> = engine.streams().iter().map(|s| stream_json(s)).collect();
+    let streams: Vec<Value> = engine
+        .streams()
+        .iter()
+        .map(|s| stream_json(s, engine))
+        .collect();
     Ok(axum::Json(json!({ "streams": streams })).into_response())
 }
 
@@ -27,8 +31,9 @@ pub async fn get_one(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let stream = find(state.engine()?, &name)?;
-    Ok(axum::Json(stream_json(&stream)).into_response())
+    let engine = state.engine()?;
+    let stream = find(engine, &name)?;
+    Ok(axum::Json(stream_json(&stream, engine)).into_response())
 }
 
 fn find(engine: &Engine, name: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
@@ -38,7 +43,7 @@ fn find(engine: &Engine, name: &str) -> Result<std::sync::Arc<Stream>, ApiError>
 }
 
 /// A stream's definition and live figures.
-fn stream_json(stream: &Stream) -> Value {
+fn stream_json(stream: &Stream, engine: &Engine) -> Value {
     let def = &stream.def;
     let columns: Vec<Value> = stream
         .schema
@@ -82,6 +87,9 @@ fn stream_json(stream: &Stream) -> Value {
         "bytes": stream.size_bytes(),
         "rows_ingested": stream.ingested_rows(),
         "created_at_ms": def.created_at_ms,
+        // A Kafka source's reader: state, error, and per Kafka partition the next offset,
+        // Kafka's end offset and the lag.
+        "source": engine.source_status(&def.name),
     })
 }
 

@@ -38,6 +38,7 @@
 //! persisting [`GeneratorSpec::resolved_options`].
 
 pub mod datagen;
+pub mod kafka;
 pub mod nexmark;
 
 use arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
@@ -89,9 +90,12 @@ impl GeneratorSpec {
             return Ok(None);
         };
         let connector = connector.trim().to_ascii_lowercase();
+        if connector == "kafka" {
+            return Ok(None); // a source, not a generator: see `kafka`
+        }
         if connector != "nexmark" && connector != "datagen" {
             return Err(format!(
-                "unknown connector '{connector}'; connector must be 'nexmark' or 'datagen'"
+                "unknown connector '{connector}'; connector must be 'kafka', 'nexmark' or 'datagen'"
             ));
         }
         let base_time_ns = match option(options, "base_time") {
@@ -232,6 +236,7 @@ fn owner_of(key: &str) -> Option<&'static str> {
     match key {
         "event" => Some("nexmark"),
         "rows_per_second" | "seed" => Some("datagen"),
+        "bootstrap_servers" | "topic" | "errors" => Some("kafka"),
         _ if key.starts_with("fields.") => Some("datagen"),
         _ => None,
     }
@@ -275,10 +280,10 @@ mod tests {
 
     #[test]
     fn unknown_connector_names_the_choices() {
-        let err = GeneratorSpec::from_options(&opts(&[("connector", "kafka")]), 0).unwrap_err();
+        let err = GeneratorSpec::from_options(&opts(&[("connector", "jdbc")]), 0).unwrap_err();
         assert_eq!(
             err,
-            "unknown connector 'kafka'; connector must be 'nexmark' or 'datagen'"
+            "unknown connector 'jdbc'; connector must be 'kafka', 'nexmark' or 'datagen'"
         );
     }
 

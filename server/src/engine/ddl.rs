@@ -15,6 +15,8 @@ use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value};
 use super::{Engine, Error, Result, StatementResult, unknown_stream_error};
 use crate::catalog::{Catalog, StreamDef, WatermarkDef};
 use crate::clock::Clock;
+use crate::connector::kafka::{KafkaSourceSpec, OnError, dead_letter_schema};
+use crate::external::kafka_source;
 use crate::sql::{
     CreateStream, StreamOptions, WatermarkClause, normalize_ident, parse_duration_ms,
 };
@@ -83,6 +85,14 @@ impl Engine {
                 .retain(|(k, _)| !resolved.iter().any(|(r, _)| r == k));
             options.other.extend(resolved);
         }
+        let source = if crate::connector::kafka::is_source(&options.other) {
+            Some(
+                self.check_kafka_source(&name, &schema, &mut options)
+                    .await?,
+            )
+        } else {
+            None
+        };
         for key in &options.key {
             if schema.index_of(key).is_err() {
                 return Err(Error::Invalid(format!(
@@ -116,14 +126,29 @@ impl Engine {
             DEFAULT_IDLE_TIMEOUT_MS,
             self.clock.now_ms(),
         );
+        if let Some(OnError::DeadLetter(dead)) = source.as_ref().map(|s| &s.errors) {
+            self.create_dead_letter_stream(&mut catalog, dead).await?;
+        }
         let dir = self.config.data_dir.join("streams").join(def.dir_name());
         let stream = open_stream(&self.config, def.clone(), self.clock.clone()).await?;
+        if let Some(spec) = source {
+            let s = stream.clone();
+            let initialized =
+                tokio::task::spawn_blocking(move || kafka_source::initialize(&s, &spec))
+                    .await
+                    .map_err(|e| Error::Internal(format!("Kafka source check failed: {e}")))?;
+            if let Err(e) = initialized {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(Error::Invalid(e));
+            }
+        }
         if let Err(e) = catalog.put_stream(def) {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e.into());
         }
         self.streams.write().insert(name.clone(), stream.clone());
         self.start_generator(&stream);
+        self.start_source(&stream);
         tracing::info!(stream = %name, "created stream");
         Ok(ok(format!("created stream {name}")))
     }
@@ -141,6 +166,22 @@ impl Engine {
                 readers.join(", ")
             )));
         }
+        let sources: Vec<String> = catalog
+            .streams()
+            .filter(|d| crate::connector::kafka::is_source(&d.options))
+            .filter(|d| {
+                d.options
+                    .iter()
+                    .any(|(k, v)| k == "errors" && v.eq_ignore_ascii_case(name))
+            })
+            .map(|d| d.name.clone())
+            .collect();
+        if !sources.is_empty() {
+            return Err(Error::Invalid(format!(
+                "stream {name} is the dead-letter stream of Kafka source(s) {}; drop them first",
+                sources.join(", ")
+            )));
+        }
         if catalog.query(name).is_some() {
             self.drop_query(&mut catalog, name, false).await?;
         }
@@ -151,6 +192,7 @@ impl Engine {
             return Err(unknown_stream_error(name));
         };
         self.stop_generator(name);
+        self.stop_source(name);
         self.streams.write().remove(name);
         let dir = self.config.data_dir.join("streams").join(def.dir_name());
         // Scans still running hold open files; unlinking does not disturb them.
@@ -159,6 +201,76 @@ impl Engine {
         }
         tracing::info!(stream = name, "dropped stream");
         Ok(ok(format!("dropped stream {name}")))
+    }
+
+    /// CREATE STREAM of a Kafka source: its options, the cluster and the topic (so a
+    /// typo or an unreachable broker is an error now, not later); a stream created
+    /// without `partitions` gets one per Kafka partition.
+    async fn check_kafka_source(
+        &self,
+        name: &str,
+        schema: &Schema,
+        options: &mut StreamOptions,
+    ) -> Result<KafkaSourceSpec> {
+        let spec = KafkaSourceSpec::from_options(&options.other, schema).map_err(Error::Invalid)?;
+        if spec.errors == OnError::DeadLetter(name.to_string()) {
+            return Err(Error::Invalid(format!(
+                "errors = '{name}' names the source itself; name another stream for the records that do not decode"
+            )));
+        }
+        if !options.key.is_empty() {
+            return Err(Error::Invalid(
+                "a Kafka source keeps Kafka's partitioning (partition k of the topic goes to partition k of the stream); remove key".into(),
+            ));
+        }
+        let (check, stream) = (spec.clone(), name.to_string());
+        let count = tokio::task::spawn_blocking(move || kafka_source::check(&check, &stream))
+            .await
+            .map_err(|e| Error::Internal(format!("Kafka source check failed: {e}")))?
+            .map_err(Error::Invalid)?;
+        if options.partitions.is_none() {
+            options.partitions = Some(count.clamp(1, 1024) as u32);
+        }
+        Ok(spec)
+    }
+
+    /// The dead-letter stream of a Kafka source: created with [`dead_letter_schema`]
+    /// when missing, checked when present.
+    async fn create_dead_letter_stream(&self, catalog: &mut Catalog, name: &str) -> Result<()> {
+        validate_name(name)?;
+        let schema = dead_letter_schema();
+        if let Some(existing) = catalog.stream(name) {
+            if existing.schema.fields() != schema.fields() {
+                return Err(Error::Invalid(format!(
+                    "stream {name} exists with other columns than a dead-letter stream's ({}); name another stream in errors = '...'",
+                    column_list(&schema)
+                )));
+            }
+            return Ok(());
+        }
+        if self.views.read().contains_key(name) {
+            return Err(Error::AlreadyExists(format!(
+                "\"{name}\" is a materialized view; name another stream in errors = '...'"
+            )));
+        }
+        let def = stream_def(
+            name.to_string(),
+            catalog.allocate_id(),
+            schema,
+            None,
+            StreamOptions::default(),
+            DEFAULT_IDLE_TIMEOUT_MS,
+            self.clock.now_ms(),
+        );
+        let dir = self.config.data_dir.join("streams").join(def.dir_name());
+        let stream = open_stream(&self.config, def.clone(), self.clock.clone()).await?;
+        if let Err(e) = catalog.put_stream(def) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.into());
+        }
+        self.streams.write().insert(name.to_string(), stream);
+        tracing::info!(stream = %name, "created dead-letter stream");
+        Ok(())
     }
 
     /// Column definitions to an Arrow schema, with DataFusion's own SQL type mapping
@@ -325,10 +437,16 @@ pub(super) async fn open_stream(
 ) -> Result<Arc<Stream>> {
     let dir = config.data_dir.join("streams").join(def.dir_name());
     let segment_bytes = config.segment_bytes;
-    let (stream, reports) =
-        tokio::task::spawn_blocking(move || Stream::open(&dir, def, segment_bytes, clock))
-            .await
-            .map_err(|e| Error::Internal(format!("opening stream: {e}")))??;
+    let (stream, reports) = tokio::task::spawn_blocking(move || {
+        let opened = Stream::open(&dir, def, segment_bytes, clock)?;
+        if crate::connector::kafka::is_source(&opened.0.def.options) {
+            // Before anyone reads it: rows no saved Kafka position covers go.
+            kafka_source::recover(&opened.0).map_err(Error::Invalid)?;
+        }
+        Ok::<_, Error>(opened)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("opening stream: {e}")))??;
     for (p, report) in reports.iter().enumerate() {
         if report.bytes_truncated > 0 {
             tracing::warn!(

@@ -143,6 +143,10 @@ pub struct Engine {
     pub recovery_ms: std::sync::atomic::AtomicU64,
     /// Generator streams' tasks, by stream name.
     generators: parking_lot::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Kafka sources' threads, by stream name.
+    sources: parking_lot::Mutex<
+        std::collections::HashMap<String, crate::external::kafka_source::KafkaSource>,
+    >,
 }
 
 impl std::fmt::Debug for Engine {
@@ -280,6 +284,7 @@ impl Engine {
             checkpoints,
             recovery_ms: Default::default(),
             generators: Default::default(),
+            sources: Default::default(),
         });
         engine.start_catalog_queries().await;
         let recovery_ms = started.elapsed().as_millis() as u64;
@@ -294,6 +299,7 @@ impl Engine {
         );
         for stream in engine.streams() {
             engine.start_generator(&stream);
+            engine.start_source(&stream);
         }
         Ok(engine)
     }
@@ -329,6 +335,48 @@ impl Engine {
             }
             Ok(None) => {}
             Err(e) => tracing::error!(stream = stream.name(), "cannot start its generator: {e}"),
+        }
+    }
+
+    /// Starts the Kafka source of a stream created `WITH (connector = 'kafka')`, if it is one.
+    fn start_source(&self, stream: &Arc<Stream>) {
+        use crate::connector::kafka::{KafkaSourceSpec, OnError, is_source};
+        if !is_source(&stream.def.options) {
+            return;
+        }
+        let spec = match KafkaSourceSpec::from_options(&stream.def.options, &stream.def.schema) {
+            Ok(spec) => spec,
+            Err(e) => {
+                tracing::error!(stream = stream.name(), "cannot start its Kafka source: {e}");
+                return;
+            }
+        };
+        let dead_letters = match &spec.errors {
+            OnError::DeadLetter(name) => self.stream(name),
+            OnError::Stop => None,
+        };
+        let source = crate::external::kafka_source::start(stream.clone(), spec, dead_letters);
+        if let Some(old) = self
+            .sources
+            .lock()
+            .insert(stream.name().to_string(), source)
+        {
+            old.stop();
+        }
+    }
+
+    /// The state of a Kafka source stream's reader (`None` for other streams).
+    pub fn source_status(
+        &self,
+        stream: &str,
+    ) -> Option<crate::external::kafka_source::SourceStatus> {
+        self.sources.lock().get(stream).map(|s| s.status())
+    }
+
+    fn stop_source(&self, name: &str) {
+        let source = self.sources.lock().remove(name);
+        if let Some(source) = source {
+            source.stop();
         }
     }
 
@@ -376,6 +424,9 @@ impl Engine {
         for (_, task) in self.generators.lock().drain() {
             task.abort();
         }
+        let sources: Vec<_> = self.sources.lock().drain().map(|(_, s)| s).collect();
+        let _ =
+            tokio::task::spawn_blocking(move || sources.into_iter().for_each(|s| s.stop())).await;
         // A last checkpoint, so a restart has little to replay.
         for query in self.queries() {
             match tokio::time::timeout(Duration::from_secs(10), query.checkpoint_now()).await {
@@ -562,6 +613,9 @@ impl Engine {
         let stream = self
             .stream(stream)
             .ok_or_else(|| unknown_stream_error(stream))?;
+        if let Some(refusal) = stream.refuses_writes() {
+            return Err(Error::Invalid(refusal));
+        }
         let accepted = batch.num_rows() as u64;
         let partitions = tokio::task::spawn_blocking(move || stream.append(&batch))
             .await

@@ -50,6 +50,8 @@ const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_RECORD: i16 = 87;
+/// The stream is not written by clients (a Kafka source).
+const INVALID_REQUEST: i16 = 42;
 const UNSUPPORTED_VERSION: i16 = 35;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
@@ -425,6 +427,9 @@ async fn produce_partition(
             UNKNOWN_TOPIC_OR_PARTITION,
             format!("{} has no partition {partition}", topic.0.as_str()),
         ))?;
+    if let Some(refusal) = stream.refuses_writes() {
+        return Err((INVALID_REQUEST, refusal));
+    }
     let mut bytes = records.unwrap_or_default();
     let sets = RecordBatchDecoder::decode_all(&mut bytes)
         .map_err(|e| (INVALID_RECORD, format!("cannot read the record batch: {e}")))?;

@@ -38,6 +38,10 @@ const PASS_THROUGH: &[&str] = &[
     "seed",
     "rows_per_second",
     "segment_bytes",
+    "bootstrap_servers",
+    "topic",
+    "format",
+    "errors",
 ];
 
 impl StreamOptions {
@@ -82,7 +86,11 @@ impl StreamOptions {
                         })?)
                     }
                 }
-                other if PASS_THROUGH.contains(&other) || other.starts_with("fields.") => {
+                other
+                    if PASS_THROUGH.contains(&other)
+                        || other.starts_with("fields.")
+                        || other.starts_with("properties.") =>
+                {
                     out.other.push((name, text))
                 }
                 other => {

@@ -231,6 +231,30 @@ impl Stream {
         Ok(writes.first().map_or(first, |w| w.first_offset))
     }
 
+    /// Why clients may not write this stream, if they may not: a Kafka source's rows must
+    /// stay exactly its topic's records.
+    pub fn refuses_writes(&self) -> Option<String> {
+        crate::connector::kafka::is_source(&self.def.options).then(|| {
+            format!(
+                "stream {} is read from Kafka (connector = 'kafka'); produce to its topic instead of writing to the stream",
+                self.name()
+            )
+        })
+    }
+
+    /// Appends `batch` (user columns) to partition `p` without publishing it, until
+    /// [`Self::commit_exact`] (a Kafka source, which publishes once its positions are
+    /// saved). Blocking.
+    pub fn append_to_unpublished(&self, p: usize, batch: &RecordBatch) -> Result<(), LogError> {
+        self.partitions[p].append(batch)?;
+        self.observe_event_time(p, batch);
+        self.ingested_rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        self.ingested_bytes
+            .fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Like [`Self::append`], but a stream without a key spreads the batch over all its
     /// partitions in equal contiguous slices (generators, which write large batches).
     pub fn append_spread(&self, batch: &RecordBatch) -> Result<Vec<PartitionWrite>, LogError> {

@@ -96,6 +96,9 @@ impl TableProvider for StreamTable {
         input: Arc<dyn ExecutionPlan>,
         _insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Some(refusal) = self.stream.refuses_writes() {
+            return datafusion::common::plan_err!("{refusal}");
+        }
         let sink = sink::StreamSink::new(self.stream.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
