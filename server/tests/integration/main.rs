@@ -2,6 +2,7 @@
 //! One test binary (each links all of DataFusion); one module per area.
 
 mod bench;
+mod connectors;
 mod console;
 mod crash;
 mod differential;

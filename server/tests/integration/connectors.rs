@@ -1,0 +1,298 @@
+//! The connectors against the real systems: an Apache Kafka broker (`WEIR_TEST_KAFKA`,
+//! `host:port`) and a PostgreSQL server (`WEIR_TEST_POSTGRES`, a URL), both started by
+//! `.ci/run`. Without them the tests say SKIPPED, unless `WEIR_REQUIRE_CONNECTOR_TESTS=1`
+//! (CI), where a missing one fails.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value, json};
+
+use crate::server::Weir;
+
+fn required(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var_os("WEIR_REQUIRE_CONNECTOR_TESTS").is_some() => {
+            panic!("{var} is required (WEIR_REQUIRE_CONNECTOR_TESTS is set)")
+        }
+        _ => {
+            eprintln!("SKIPPED: {var} is not set (.ci/run starts the server it names)");
+            None
+        }
+    }
+}
+
+/// The test broker, if there is one.
+pub fn kafka() -> Option<String> {
+    required("WEIR_TEST_KAFKA")
+}
+
+/// A topic of its own for each test.
+pub fn new_topic(bootstrap: &str, prefix: &str, partitions: i32) -> String {
+    let name = format!("{prefix}_{:08x}", rand::rng().random::<u32>());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ))
+        .unwrap();
+    for result in results {
+        result.unwrap_or_else(|(topic, e)| panic!("create topic {topic}: {e}"));
+    }
+    name
+}
+
+pub fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+/// Sends `value` to `partition` of `topic`.
+pub fn send(producer: &BaseProducer, topic: &str, partition: i32, value: &str) {
+    loop {
+        match producer.send(
+            BaseRecord::<(), str>::to(topic)
+                .partition(partition)
+                .payload(value),
+        ) {
+            Ok(()) => return,
+            Err((e, _))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => panic!("produce to {topic}: {e}"),
+        }
+    }
+}
+
+/// Polls `sql` (one value) until it equals `want`; panics after `timeout`.
+pub fn wait_for(weir: &Weir, sql: &str, want: &Value, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = weir.scalar(sql);
+        if &got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: got {got}, waited for {want}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn source_sql(stream: &str, bootstrap: &str, topic: &str, extra: &str) -> String {
+    format!(
+        "CREATE STREAM {stream} (id BIGINT, account TEXT, amount DOUBLE, ts TIMESTAMP, \
+         WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+         WITH (connector = 'kafka', bootstrap_servers = '{bootstrap}', topic = '{topic}'{extra})"
+    )
+}
+
+fn order(id: u64) -> String {
+    json!({
+        "id": id,
+        "account": format!("acct{}", id % 7),
+        "amount": (id % 100) as f64 / 4.0,
+        "ts": format!("2024-01-01 00:{:02}:{:02}.{:03}", id / 60_000, (id / 1000) % 60, id % 1000),
+    })
+    .to_string()
+}
+
+/// Records flow into a topic of three partitions while Weir is killed with -9 five
+/// times: the stream holds each record exactly once, the bad ones are in the dead-letter
+/// stream, and a windowed view over the stream equals the bounded query.
+#[test]
+fn kafka_source_is_exactly_once_across_kill_9() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = new_topic(&bootstrap, "orders", 3);
+    const RECORDS: u64 = 30_000;
+    const BAD_EVERY: u64 = 997;
+    let producer_topic = topic.clone();
+    let producer_bootstrap = bootstrap.clone();
+    let producing = std::thread::spawn(move || {
+        let producer = producer(&producer_bootstrap);
+        for id in 0..RECORDS {
+            let value = if id % BAD_EVERY == 500 {
+                format!("{{\"id\": {id}, \"amount\": \"lots\"}}")
+            } else {
+                order(id)
+            };
+            send(&producer, &producer_topic, (id % 3) as i32, &value);
+            if id % 1000 == 999 {
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    });
+    let bad = (0..RECORDS).filter(|id| id % BAD_EVERY == 500).count() as u64;
+
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--checkpoint-interval", "100ms", "--pg-listen", "off"];
+    let mut weir = Weir::start(dir.path(), &args);
+    weir.sql_ok(&source_sql(
+        "orders",
+        &bootstrap,
+        &topic,
+        ", errors = 'bad_orders'",
+    ));
+    weir.sql_ok(
+        "CREATE MATERIALIZED VIEW per_second AS SELECT window_start, account, count(*) AS n, sum(amount) AS total \
+         FROM TUMBLE(orders, ts, INTERVAL '1' SECOND) GROUP BY window_start, account",
+    );
+    let mut rng = rand::rng();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..700)));
+        weir.kill9();
+        weir = Weir::start(dir.path(), &args);
+    }
+    producing.join().unwrap();
+    let good = RECORDS - bad;
+    wait_for(
+        &weir,
+        "SELECT count(*) FROM orders",
+        &json!(good),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        weir.scalar("SELECT count(DISTINCT id) FROM orders"),
+        json!(good)
+    );
+    // Dead letters are at least once across a crash; each bad record is there.
+    wait_for(
+        &weir,
+        "SELECT count(DISTINCT kafka_offset * 10 + kafka_partition) FROM bad_orders",
+        &json!(bad),
+        Duration::from_secs(30),
+    );
+    let letter = weir.sql_ok("SELECT error, topic, source FROM bad_orders LIMIT 1");
+    assert_eq!(
+        letter["rows"][0],
+        json!([
+            "column \"amount\": expected DOUBLE, got \"lots\"",
+            topic,
+            "orders"
+        ])
+    );
+    // Every Kafka partition to the stream's partition of the same number.
+    let per_partition =
+        weir.sql_ok("SELECT _partition, count(*) FROM orders GROUP BY 1 ORDER BY 1");
+    assert_eq!(per_partition["rows"].as_array().unwrap().len(), 3);
+
+    weir.sql_ok("FLUSH");
+    let view = weir.sql_ok("SELECT * FROM per_second ORDER BY window_start, account");
+    let bounded = weir.sql_ok(
+        "SELECT window_start, account, count(*) AS n, sum(amount) AS total \
+         FROM TUMBLE(orders, ts, INTERVAL '1' SECOND) GROUP BY window_start, account ORDER BY window_start, account",
+    );
+    assert_eq!(view["rows"], bounded["rows"]);
+
+    let status = weir.get_json("/v1/streams/orders");
+    assert_eq!(status["source"]["state"], "running", "{status}");
+    let lags: Vec<i64> = status["source"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["next_offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lags.iter().sum::<i64>(), RECORDS as i64, "{status}");
+    let metrics = weir.get("/metrics").1;
+    assert!(
+        metrics.contains("weir_kafka_source_lag{stream=\"orders\""),
+        "{metrics}"
+    );
+}
+
+/// `errors = 'stop'` (the default): the source stops at a record that does not decode,
+/// says which, and keeps what came before; clients cannot write a source stream; CREATE
+/// names an unknown topic or an unreachable cluster.
+#[test]
+fn kafka_source_stops_at_a_bad_record_and_checks_at_create() {
+    let Some(bootstrap) = kafka() else { return };
+    let topic = new_topic(&bootstrap, "stops", 1);
+    let producer = producer(&bootstrap);
+    send(&producer, &topic, 0, &order(1));
+    send(&producer, &topic, 0, "{\"id\": 2, \"ts\": \"yesterday\"}");
+    send(&producer, &topic, 0, &order(3));
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &["--pg-listen", "off"]);
+    weir.sql_ok(&source_sql("s", &bootstrap, &topic, ""));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = weir.get_json("/v1/streams/s");
+        if status["source"]["state"] == "stopped" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let error = status["source"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "record at offset 1 of '{topic}' partition 0 does not decode: column \"ts\":"
+        )),
+        "{error}"
+    );
+    assert!(error.contains("errors = 'a_dead_letter_stream'"), "{error}");
+    assert_eq!(weir.scalar("SELECT count(*) FROM s"), json!(1));
+
+    let (code, body) = weir.sql("INSERT INTO s VALUES (9, 'a', 1.0, '2024-01-01 00:00:00')");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is read from Kafka"),
+        "{body}"
+    );
+    let (code, body) = weir.ingest("s", "application/x-ndjson", order(9));
+    assert_eq!(code, 400, "{body}");
+
+    let (code, body) = weir.sql(&source_sql("t", &bootstrap, "no_such_topic", ""));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("topic 'no_such_topic' does not exist"),
+        "{body}"
+    );
+    let (code, body) = weir.sql(&source_sql("t", "127.0.0.1:1", &topic, ""));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot reach the Kafka cluster at 127.0.0.1:1"),
+        "{body}"
+    );
+    let (code, body) = weir.sql(&source_sql("t", &bootstrap, &topic, ", topics = 'x'"));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown option \"topics\""),
+        "{body}"
+    );
+}
