@@ -170,6 +170,20 @@ struct CatalogFile {
     /// are kept, per HTTP.md).
     #[serde(default)]
     dashboards: BTreeMap<String, serde_json::Value>,
+    /// Sinks (`CREATE SINK`) by name.
+    #[serde(default)]
+    sinks: BTreeMap<String, SinkDef>,
+}
+
+/// `CREATE SINK name FROM source WITH (...)`: what a sink writes where.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SinkDef {
+    pub name: String,
+    /// The stream or materialized view it writes out.
+    pub from: String,
+    /// Its `WITH` options (lowercase keys, unquoted values).
+    pub options: Vec<(String, String)>,
+    pub created_at_ms: i64,
 }
 
 /// The persisted catalog. Callers serialise changes (the engine holds it in a mutex).
@@ -336,6 +350,36 @@ impl Catalog {
                 self.file.dashboards.insert(id.to_string(), old);
             })
             .map(|_| true)
+    }
+
+    pub fn sinks(&self) -> impl Iterator<Item = &SinkDef> {
+        self.file.sinks.values()
+    }
+
+    pub fn sink(&self, name: &str) -> Option<&SinkDef> {
+        self.file.sinks.get(name)
+    }
+
+    pub fn put_sink(&mut self, def: SinkDef) -> Result<(), CatalogError> {
+        let name = def.name.clone();
+        let previous = self.file.sinks.insert(name.clone(), def);
+        self.save().inspect_err(|_| {
+            match &previous {
+                Some(old) => self.file.sinks.insert(name.clone(), old.clone()),
+                None => self.file.sinks.remove(&name),
+            };
+        })
+    }
+
+    pub fn remove_sink(&mut self, name: &str) -> Result<Option<SinkDef>, CatalogError> {
+        let Some(old) = self.file.sinks.remove(name) else {
+            return Ok(None);
+        };
+        self.save()
+            .inspect_err(|_| {
+                self.file.sinks.insert(name.to_string(), old.clone());
+            })
+            .map(|_| Some(old))
     }
 
     fn save(&self) -> Result<(), CatalogError> {

@@ -40,6 +40,7 @@
 pub mod datagen;
 pub mod kafka;
 pub mod nexmark;
+pub mod sink;
 
 use arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 use arrow::datatypes::SchemaRef;

@@ -330,6 +330,13 @@ impl Engine {
                 "unknown materialized view \"{name}\"; SHOW MATERIALIZED VIEWS lists them"
             )));
         }
+        let sinks = self.sinks_of(&catalog, name);
+        if !sinks.is_empty() {
+            return Err(Error::Invalid(format!(
+                "materialized view {name} is written out by sink(s) {}; DROP SINK them first",
+                sinks.join(", ")
+            )));
+        }
         self.drop_query(&mut catalog, name, false).await?;
         Ok(ok(format!("dropped materialized view {name}")))
     }

@@ -182,6 +182,13 @@ impl Engine {
                 sources.join(", ")
             )));
         }
+        let sinks = self.sinks_of(&catalog, name);
+        if !sinks.is_empty() {
+            return Err(Error::Invalid(format!(
+                "stream {name} is written out by sink(s) {}; DROP SINK them first",
+                sinks.join(", ")
+            )));
+        }
         if catalog.query(name).is_some() {
             self.drop_query(&mut catalog, name, false).await?;
         }

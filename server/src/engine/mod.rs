@@ -13,6 +13,7 @@ mod pg_catalog;
 mod prepared;
 mod push;
 mod show;
+mod sinks;
 mod window_inputs;
 
 pub use error::{Error, Result, datafusion_message};
@@ -147,6 +148,8 @@ pub struct Engine {
     sources: parking_lot::Mutex<
         std::collections::HashMap<String, crate::external::kafka_source::KafkaSource>,
     >,
+    /// Running sinks, by name.
+    sinks: parking_lot::Mutex<std::collections::HashMap<String, crate::external::SinkHandle>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -285,6 +288,7 @@ impl Engine {
             recovery_ms: Default::default(),
             generators: Default::default(),
             sources: Default::default(),
+            sinks: Default::default(),
         });
         engine.start_catalog_queries().await;
         let recovery_ms = started.elapsed().as_millis() as u64;
@@ -301,6 +305,7 @@ impl Engine {
             engine.start_generator(&stream);
             engine.start_source(&stream);
         }
+        engine.start_catalog_sinks().await;
         Ok(engine)
     }
 
@@ -424,6 +429,7 @@ impl Engine {
         for (_, task) in self.generators.lock().drain() {
             task.abort();
         }
+        self.sinks.lock().clear();
         let sources: Vec<_> = self.sources.lock().drain().map(|(_, s)| s).collect();
         let _ =
             tokio::task::spawn_blocking(move || sources.into_iter().for_each(|s| s.stop())).await;
@@ -508,6 +514,11 @@ impl Engine {
             }
             WeirStatement::DropMaterializedView { name, if_exists } => self.drop_materialized_view(&name, if_exists).await,
             WeirStatement::ShowQueries => Ok(self.show_queries()),
+            WeirStatement::CreateSink { name, if_not_exists, from, options } => {
+                self.create_sink(name, if_not_exists, from, &options).await
+            }
+            WeirStatement::DropSink { name, if_exists } => self.drop_sink(&name, if_exists).await,
+            WeirStatement::ShowSinks => Ok(self.show_sinks().await),
             WeirStatement::ShowMaterializedViews => Ok(self.show_materialized_views()),
             WeirStatement::ExplainContinuous(inner) => match *inner {
                 WeirStatement::CreateStream(create) if create.query.is_some() => {

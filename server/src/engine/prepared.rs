@@ -114,6 +114,7 @@ impl Engine {
             // Read-only statements with rows: their columns are those of their result.
             statement @ (WeirStatement::ShowStreams
             | WeirStatement::ShowQueries
+            | WeirStatement::ShowSinks
             | WeirStatement::ShowMaterializedViews
             | WeirStatement::Describe { .. }
             | WeirStatement::ExplainContinuous(_)) => match self.execute(statement).await? {

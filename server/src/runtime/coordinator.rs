@@ -254,6 +254,7 @@ impl RunningQuery {
                 for (instance, view) in views {
                     state.replace(instance, view)?;
                 }
+                state.committed(epoch);
                 self.metrics
                     .rows_out
                     .store(state.rows() as u64, Ordering::Relaxed);

@@ -44,6 +44,17 @@ pub enum WeirStatement {
     DropMaterializedView { name: String, if_exists: bool },
     /// `SHOW QUERIES`
     ShowQueries,
+    /// `CREATE SINK [IF NOT EXISTS] name FROM stream_or_view WITH (connector = ..., ...)`
+    CreateSink {
+        name: String,
+        if_not_exists: bool,
+        from: String,
+        options: Vec<SqlOption>,
+    },
+    /// `DROP SINK [IF EXISTS] name`
+    DropSink { name: String, if_exists: bool },
+    /// `SHOW SINKS`
+    ShowSinks,
     /// `SHOW MATERIALIZED VIEWS`
     ShowMaterializedViews,
     /// `EXPLAIN CREATE ...`: the streaming plan of a continuous query, without running it.

@@ -106,6 +106,22 @@ impl StreamOptions {
     }
 }
 
+impl StreamOptions {
+    /// Options as (lowercase key, text) pairs, unchecked: for statements whose options
+    /// another layer checks (`CREATE SINK`).
+    pub fn option_pairs(options: &[SqlOption]) -> Result<Vec<(String, String)>, String> {
+        options
+            .iter()
+            .map(|option| match option {
+                SqlOption::KeyValue { key, value } => {
+                    Ok((key.value.to_ascii_lowercase(), option_text(value)))
+                }
+                other => Err(format!("unsupported option {other}; use key = value")),
+            })
+            .collect()
+    }
+}
+
 fn option_text(value: &Expr) -> String {
     match value {
         Expr::Value(v) => match &v.value {

@@ -186,6 +186,37 @@ fn parse_weir_statement(p: &mut Parser) -> Option<Result<WeirStatement, ParserEr
             Ok(WeirStatement::DropMaterializedView { name, if_exists })
         })());
     }
+    if word_is(&first, "CREATE") && word_is(&second, "SINK") {
+        p.next_token();
+        p.next_token();
+        return Some((|| {
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = object_name(&p.parse_object_name(false)?);
+            p.expect_keyword(Keyword::FROM)?;
+            let from = object_name(&p.parse_object_name(false)?);
+            let options = p.parse_options(Keyword::WITH)?;
+            Ok(WeirStatement::CreateSink {
+                name,
+                if_not_exists,
+                from,
+                options,
+            })
+        })());
+    }
+    if word_is(&first, "DROP") && word_is(&second, "SINK") {
+        p.next_token();
+        p.next_token();
+        return Some((|| {
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = object_name(&p.parse_object_name(false)?);
+            Ok(WeirStatement::DropSink { name, if_exists })
+        })());
+    }
+    if word_is(&first, "SHOW") && word_is(&second, "SINKS") {
+        p.next_token();
+        p.next_token();
+        return Some(Ok(WeirStatement::ShowSinks));
+    }
     if word_is(&first, "SHOW") && word_is(&second, "QUERIES") {
         p.next_token();
         p.next_token();

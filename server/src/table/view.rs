@@ -23,6 +23,9 @@ pub struct ViewState {
     batches: RwLock<Vec<RecordBatch>>,
     /// Contents replaced by each operator of an aggregating query (one slot each).
     slots: RwLock<Vec<Vec<RecordBatch>>>,
+    /// The epoch of the checkpoint the contents are of (0 before the first): sinks of
+    /// the view wake on it.
+    epoch: tokio::sync::watch::Sender<u64>,
 }
 
 impl ViewState {
@@ -31,7 +34,18 @@ impl ViewState {
             schema,
             batches: RwLock::new(Vec::new()),
             slots: RwLock::new(Vec::new()),
+            epoch: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Marks the contents as those of checkpoint `epoch` (called once it committed).
+    pub fn committed(&self, epoch: u64) {
+        self.epoch.send_replace(epoch);
+    }
+
+    /// Wakes when a checkpoint's contents are in place.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.epoch.subscribe()
     }
 
     /// A snapshot of the rows (cheap: batches are shared).
