@@ -135,9 +135,13 @@ impl Engine {
                 return;
             }
         };
+        // What the sink's progress is stored under (in `weir_sink_progress`, or as the
+        // Kafka group and transactional id): the name and the creation time, so a sink
+        // dropped and created again starts afresh.
+        let identity = format!("{}-{}", def.name, def.created_at_ms);
         let task = match (spec, input) {
             (SinkSpec::Postgres(pg), input) => Some(tokio::spawn(postgres_sink::run(
-                def.name.clone(),
+                identity,
                 pg,
                 input,
                 status.clone(),

@@ -296,3 +296,221 @@ fn kafka_source_stops_at_a_bad_record_and_checks_at_create() {
         "{body}"
     );
 }
+
+/// The test PostgreSQL server, if there is one.
+fn postgres() -> Option<String> {
+    required("WEIR_TEST_POSTGRES")
+}
+
+/// Runs `sql` with psql (the real client) and returns its unaligned output.
+fn psql(url: &str, sql: &str) -> String {
+    let output = std::process::Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            ",",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("run psql");
+    assert!(
+        output.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The rows of a Weir query as psql prints them (`a,b` lines).
+fn as_psql_lines(rows: &Value) -> String {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.replace('T', " "),
+                    // psql prints 10600, JSON 10600.0.
+                    Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                        format!("{}", n.as_f64().unwrap() as i64)
+                    }
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .map(|line| line + "\n")
+        .collect()
+}
+
+/// A Kafka topic flows through Weir into PostgreSQL and back out to Kafka while Weir is
+/// killed with -9: the table equals the view (upserts per checkpoint, with the epoch in
+/// the same transaction), the stream sink's table holds each row once, and a
+/// read_committed consumer of the Kafka sink's topic sees each row once.
+#[test]
+fn sinks_are_exactly_once_across_kill_9() {
+    let (Some(bootstrap), Some(pg)) = (kafka(), postgres()) else {
+        return;
+    };
+    let input = new_topic(&bootstrap, "payments", 2);
+    let output = new_topic(&bootstrap, "big_payments", 2);
+    let suffix = &input["payments_".len()..];
+    let (view_table, stream_table) = (format!("per_account_{suffix}"), format!("big_{suffix}"));
+    const RECORDS: u64 = 6_000;
+    let producer_topic = input.clone();
+    let producer_bootstrap = bootstrap.clone();
+    let producing = std::thread::spawn(move || {
+        let producer = producer(&producer_bootstrap);
+        for id in 0..RECORDS {
+            send(&producer, &producer_topic, (id % 2) as i32, &order(id));
+            if id % 300 == 299 {
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--checkpoint-interval", "100ms", "--pg-listen", "off"];
+    let mut weir = Weir::start(dir.path(), &args);
+    weir.sql_ok(&source_sql("payments", &bootstrap, &input, ""));
+    weir.sql_ok(
+        "CREATE MATERIALIZED VIEW per_account AS SELECT account, count(*) AS n, sum(amount) AS total \
+         FROM payments GROUP BY account",
+    );
+    weir.sql_ok("CREATE STREAM big AS SELECT id, account, amount FROM payments WHERE amount >= 20");
+    weir.sql_ok(&format!(
+        "CREATE SINK per_account_pg FROM per_account WITH (connector = 'postgres', url = '{pg}', \
+         table = '{view_table}', primary_key = 'account')"
+    ));
+    weir.sql_ok(&format!(
+        "CREATE SINK big_pg FROM big WITH (connector = 'postgres', url = '{pg}', table = '{stream_table}')"
+    ));
+    weir.sql_ok(&format!(
+        "CREATE SINK big_kafka FROM big WITH (connector = 'kafka', bootstrap_servers = '{bootstrap}', \
+         topic = '{output}', key = 'account')"
+    ));
+    let mut rng = rand::rng();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..900)));
+        weir.kill9();
+        weir = Weir::start(dir.path(), &args);
+    }
+    producing.join().unwrap();
+    wait_for(
+        &weir,
+        "SELECT count(*) FROM payments",
+        &json!(RECORDS),
+        Duration::from_secs(60),
+    );
+    weir.sql_ok("FLUSH");
+    let big = weir.scalar("SELECT count(*) FROM big").as_u64().unwrap();
+    assert!(big > 0);
+
+    // The view's table: equal to the view once the sink caught up.
+    let expected = as_psql_lines(
+        &weir.sql_ok("SELECT account, n, total FROM per_account ORDER BY account")["rows"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = psql(
+            &pg,
+            &format!("SELECT account, n, total FROM {view_table} ORDER BY account"),
+        );
+        if got == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "table {view_table}:\n{got}\nview:\n{expected}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The stream's table: each row once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = psql(
+            &pg,
+            &format!("SELECT count(*), count(DISTINCT id) FROM {stream_table}"),
+        );
+        if got.trim() == format!("{big},{big}") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "table {stream_table}: {got} (want {big} rows once each)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let progress = psql(
+        &pg,
+        "SELECT split_part(sink, '-', 1) FROM weir_sink_progress \
+         WHERE sink LIKE 'per_account_pg-%' OR sink LIKE 'big_pg-%' ORDER BY 1",
+    );
+    assert!(progress.starts_with("big_pg\n"), "{progress}");
+
+    // The Kafka sink's topic, read committed: each row once.
+    let ids = read_committed_ids(&bootstrap, &output, big as usize);
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (big as usize, big as usize));
+
+    let sinks = weir.sql_ok("SHOW SINKS");
+    assert_eq!(sinks["rows"].as_array().unwrap().len(), 3, "{sinks}");
+    let (code, body) = weir.sql("DROP MATERIALIZED VIEW per_account");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DROP SINK"),
+        "{body}"
+    );
+    weir.sql_ok("DROP SINK per_account_pg");
+    weir.sql_ok("DROP MATERIALIZED VIEW per_account");
+}
+
+/// Reads `topic` with isolation.level=read_committed until `want` messages came (and a
+/// little longer, to see any beyond); returns the `id` of each.
+fn read_committed_ids(bootstrap: &str, topic: &str, want: usize) -> Vec<i64> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("check-{topic}"))
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut ids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_since: Option<Instant> = None;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let value: Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+                ids.push(value["id"].as_i64().unwrap());
+                quiet_since = None;
+            }
+            Some(Err(e)) => panic!("consume {topic}: {e}"),
+            None if ids.len() >= want => {
+                let since = *quiet_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+            None => {}
+        }
+    }
+    ids
+}
