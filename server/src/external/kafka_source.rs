@@ -436,6 +436,7 @@ impl Reader {
         tracing::info!(stream = self.stream.name(), topic = %self.spec.topic, partitions = positions.offsets.len(), "Kafka source started");
         let mut last_metadata: Option<Instant> = None;
         let mut ends: HashMap<i32, i64> = HashMap::new();
+        self.publish_status(&positions, &ends);
         while !self.stopped() {
             if last_metadata.is_none_or(|t| t.elapsed() >= METADATA_EVERY) {
                 last_metadata = Some(Instant::now());

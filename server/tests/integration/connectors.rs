@@ -205,15 +205,23 @@ fn kafka_source_is_exactly_once_across_kill_9() {
     );
     assert_eq!(view["rows"], bounded["rows"]);
 
-    let status = weir.get_json("/v1/streams/orders");
-    assert_eq!(status["source"]["state"], "running", "{status}");
-    let lags: Vec<i64> = status["source"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["next_offset"].as_i64().unwrap())
-        .collect();
-    assert_eq!(lags.iter().sum::<i64>(), RECORDS as i64, "{status}");
+    // The source's status: every Kafka offset read, lag known.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = weir.get_json("/v1/streams/orders");
+        assert_eq!(status["source"]["state"], "running", "{status}");
+        let partitions = status["source"]["partitions"].as_array().unwrap();
+        let next: i64 = partitions
+            .iter()
+            .map(|p| p["next_offset"].as_i64().unwrap())
+            .sum();
+        let lag: Option<i64> = partitions.iter().map(|p| p["lag"].as_i64()).sum();
+        if next == RECORDS as i64 && lag == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let metrics = weir.get("/metrics").1;
     assert!(
         metrics.contains("weir_kafka_source_lag{stream=\"orders\""),

@@ -21,6 +21,8 @@ fn has_kcat() -> bool {
 /// Runs kcat against `port` with `args`, feeding `input`; (success, stdout, stderr).
 fn kcat(port: u16, args: &[&str], input: &str) -> (bool, String, String) {
     let mut child = Command::new("kcat")
+        // cargo points LD_LIBRARY_PATH at the librdkafka Weir builds; kcat keeps its own.
+        .env_remove("LD_LIBRARY_PATH")
         .arg("-b")
         .arg(format!("127.0.0.1:{port}"))
         .args(args)
@@ -268,6 +270,7 @@ fn two_group_members_split_the_partitions() {
     let (tx, rx) = mpsc::channel::<(usize, String)>();
     let member = |id: usize| {
         let mut child = Command::new("kcat")
+            .env_remove("LD_LIBRARY_PATH")
             .args(["-b", &format!("127.0.0.1:{port}"), "-G", "split", "clicks"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
