@@ -8,6 +8,7 @@ import type {
   IngestResult,
   Query,
   Records,
+  Sink,
   SqlResult,
   Stream,
   View,
@@ -87,6 +88,8 @@ export const api = {
 
   views: () => request<{ views?: View[] }>('/v1/views').then((r) => r.views ?? []),
   view: (name: string) => request<View>(`/v1/views/${enc(name)}`),
+
+  sinks: () => request<{ sinks: Sink[] }>('/v1/sinks').then((r) => r.sinks),
 
   dashboards: () => request<{ dashboards: Dashboard[] }>('/v1/dashboards').then((r) => r.dashboards),
   dashboard: (id: string) => request<Dashboard>(`/v1/dashboards/${enc(id)}`),

@@ -708,6 +708,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sinks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The sinks (CREATE SINK) with their state and lag */
+        get: operations["listSinks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sinks/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One sink */
+        get: operations["getSink"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -772,6 +806,7 @@ export interface components {
             bytes?: number;
             rows_ingested?: number;
             created_at_ms?: number;
+            source?: components["schemas"]["KafkaSource"] | null;
         };
         IngestResult: {
             accepted: number;
@@ -884,6 +919,49 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** @description A Kafka source's reader (streams created WITH (connector = 'kafka')). */
+        KafkaSource: {
+            /** @description starting, running, retrying (the cluster is unreachable; it retries) or stopped (a record did not decode and errors = 'stop') */
+            state: string;
+            topic: string;
+            bootstrap_servers?: string;
+            error?: string | null;
+            /** @description records appended since the server started */
+            records?: number;
+            /** @description records sent to the dead-letter stream since the server started */
+            dead_letters?: number;
+            partitions: {
+                kafka_partition: number;
+                weir_partition: number;
+                /** @description the next Kafka offset Weir reads */
+                next_offset: number;
+                /** @description Kafka's end offset when last asked */
+                end_offset?: number | null;
+                /** @description end_offset - next_offset */
+                lag?: number | null;
+            }[];
+        };
+        Sink: {
+            name: string;
+            /** @description the stream or materialized view it writes out */
+            from: string;
+            /** @description postgres or kafka */
+            connector: string;
+            /** @description table t or topic t */
+            target: string;
+            /** @description starting, running, or retrying (the other side is unreachable) */
+            state: string;
+            error?: string | null;
+            /** @description rows written since the server started (upserts and deletes for a view) */
+            rows?: number;
+            /** @description stream sinks: committed rows not written yet */
+            lag?: number;
+            /** @description view sinks: the checkpoint epoch last applied; Kafka sinks: transactions committed */
+            epoch?: number;
+            /** @description stream sinks: per partition, the offset written up to */
+            positions?: number[];
+            created_at_ms?: number;
+        };
     };
     responses: {
         /** @description Error */
@@ -904,4 +982,67 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    listSinks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sinks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sinks: components["schemas"]["Sink"][];
+                    };
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sink */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sink"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+}

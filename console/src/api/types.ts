@@ -15,6 +15,8 @@ export type IngestResult = Schemas['IngestResult'];
 export type View = Schemas['View'];
 export type Panel = Schemas['Panel'];
 export type Dashboard = Schemas['Dashboard'];
+export type Sink = Schemas['Sink'];
+export type KafkaSource = Schemas['KafkaSource'];
 export type ErrorBody = Schemas['Error']['error'];
 
 /** One record of GET /v1/streams/{name}/records; `value` is the row as a JSON object. */

@@ -1,8 +1,10 @@
-// One stream: its schema and settings, its partitions (offsets, bytes, watermark), a
+// One stream: its schema and settings, its partitions (offsets, bytes, watermark), its
+// Kafka source (state and lag per Kafka partition) and the sinks that write it out, a
 // live tail of its records, and a form to produce test records.
 
 import { useRef } from 'preact/hooks';
 import { api } from '../api/client';
+import type { KafkaSource, Sink } from '../api/types';
 import { ErrorBox, Loading, PageHeader, Stat } from '../components/common';
 import { usePoll, useTitle } from '../hooks';
 import { formatBytes, formatInt, formatRate, RateMeter } from '../lib/format';
@@ -19,9 +21,9 @@ export function StreamPage({ name }: { name: string }) {
   const rate = useRef<number | undefined>(undefined);
   const { data: s, error, refresh } = usePoll(
     async () => {
-      const stream = await api.stream(name);
+      const [stream, sinks] = await Promise.all([api.stream(name), api.sinks()]);
       rate.current = meter.current.sample('rows', stream.rows_ingested ?? stream.rows);
-      return stream;
+      return { ...stream, sinks: sinks.filter((k) => k.from === name) };
     },
     2000,
     [name],
@@ -120,6 +122,9 @@ export function StreamPage({ name }: { name: string }) {
             </section>
           </div>
 
+          {s.source && <SourceCard source={s.source} />}
+          {s.sinks.length > 0 && <SinksCard sinks={s.sinks} />}
+
           <section class="card">
             <h2>Produce test records</h2>
             <Produce stream={s} onProduced={refresh} />
@@ -132,5 +137,81 @@ export function StreamPage({ name }: { name: string }) {
         </>
       )}
     </div>
+  );
+}
+
+const SOURCE_BADGE: Record<string, string> = { running: 'good', starting: 'accent', retrying: 'warn', stopped: 'bad' };
+
+/** A Kafka source: its state, and per Kafka partition how far Weir read and the lag. */
+function SourceCard({ source }: { source: KafkaSource }) {
+  return (
+    <section class="card" data-testid="kafka-source">
+      <h2>
+        Kafka source: topic <span class="mono">{source.topic}</span> <span class={`badge ${SOURCE_BADGE[source.state] ?? ''}`}>{source.state}</span>
+      </h2>
+      {source.error && <p class="error-box">{source.error}</p>}
+      <p class="hint">
+        {formatInt(source.records ?? 0)} records read and {formatInt(source.dead_letters ?? 0)} set aside as dead letters since the
+        server started, from {source.bootstrap_servers}.
+      </p>
+      <table class="table compact">
+        <thead>
+          <tr>
+            <th scope="col" class="num">Kafka partition</th>
+            <th scope="col" class="num">Stream partition</th>
+            <th scope="col" class="num">Next offset</th>
+            <th scope="col" class="num">Kafka end offset</th>
+            <th scope="col" class="num">Lag</th>
+          </tr>
+        </thead>
+        <tbody>
+          {source.partitions.map((p) => (
+            <tr>
+              <td class="num">{p.kafka_partition}</td>
+              <td class="num">{p.weir_partition}</td>
+              <td class="num">{formatInt(p.next_offset)}</td>
+              <td class="num">{p.end_offset == null ? '—' : formatInt(p.end_offset)}</td>
+              <td class="num">{p.lag == null ? '—' : formatInt(p.lag)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+/** The sinks writing this stream out (CREATE SINK ... FROM it). */
+function SinksCard({ sinks }: { sinks: Sink[] }) {
+  return (
+    <section class="card" data-testid="sinks">
+      <h2>Sinks</h2>
+      <table class="table compact">
+        <thead>
+          <tr>
+            <th scope="col">Sink</th>
+            <th scope="col">Writes to</th>
+            <th scope="col">State</th>
+            <th scope="col" class="num">Rows written</th>
+            <th scope="col" class="num">Lag</th>
+          </tr>
+        </thead>
+        <tbody>
+          {sinks.map((k) => (
+            <tr>
+              <td class="mono">{k.name}</td>
+              <td class="mono">
+                {k.connector} {k.target}
+              </td>
+              <td title={k.error ?? undefined}>
+                {k.state}
+                {k.error && <div class="error-box">{k.error}</div>}
+              </td>
+              <td class="num">{formatInt(k.rows ?? 0)}</td>
+              <td class="num">{formatInt(k.lag ?? 0)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
   );
 }

@@ -110,6 +110,8 @@ pub fn router(state: ApiState) -> Router {
             get(queries::get_one).delete(queries::delete),
         )
         .route("/v1/views", get(queries::list_views))
+        .route("/v1/sinks", get(queries::list_sinks))
+        .route("/v1/sinks/{name}", get(queries::get_sink))
         .route("/v1/views/{name}", get(queries::get_view))
         .route("/v1/dashboards", get(dashboards::list))
         .route(

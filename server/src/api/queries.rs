@@ -242,3 +242,45 @@ pub async fn get_view(
 ) -> Result<Response, ApiError> {
     Ok(axum::Json(view_json(&state, &name, true)?).into_response())
 }
+
+/// A sink as `GET /v1/sinks` shows it.
+fn sink_json(def: &crate::catalog::SinkDef, status: &crate::external::SinkStatus) -> Value {
+    let spec = crate::connector::sink::SinkSpec::from_options(&def.name, &def.options).ok();
+    json!({
+        "name": def.name,
+        "from": def.from,
+        "connector": spec.as_ref().map_or("?", |s| s.connector()),
+        "target": spec.as_ref().map(|s| s.target()).unwrap_or_default(),
+        "state": status.state,
+        "error": status.error,
+        "rows": status.rows,
+        "lag": status.lag,
+        "epoch": status.epoch,
+        "positions": status.positions,
+        "created_at_ms": def.created_at_ms,
+    })
+}
+
+/// `GET /v1/sinks`
+pub async fn list_sinks(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let sinks: Vec<Value> = state
+        .engine()?
+        .sinks()
+        .await
+        .iter()
+        .map(|(def, status)| sink_json(def, status))
+        .collect();
+    Ok(axum::Json(json!({ "sinks": sinks })).into_response())
+}
+
+/// `GET /v1/sinks/{name}`
+pub async fn get_sink(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let sinks = state.engine()?.sinks().await;
+    let (def, status) = sinks.iter().find(|(d, _)| d.name == name).ok_or_else(|| {
+        Error::NotFound(format!("unknown sink \"{name}\"; GET /v1/sinks lists them"))
+    })?;
+    Ok(axum::Json(sink_json(def, status)).into_response())
+}

@@ -170,6 +170,17 @@ impl Engine {
         }
     }
 
+    /// Every sink with its state (`GET /v1/sinks`, the console).
+    pub async fn sinks(&self) -> Vec<(SinkDef, SinkStatus)> {
+        let defs: Vec<SinkDef> = self.catalog.lock().await.sinks().cloned().collect();
+        defs.into_iter()
+            .map(|d| {
+                let status = self.sink_status(&d.name).unwrap_or_default();
+                (d, status)
+            })
+            .collect()
+    }
+
     /// A sink's state, for the queries API and the console.
     pub fn sink_status(&self, name: &str) -> Option<SinkStatus> {
         self.sinks.lock().get(name).map(|s| s.status.lock().clone())

@@ -24,6 +24,7 @@ use tokio_postgres::{Client, NoTls};
 
 use super::{SinkInput, SinkStatus, json_rows, read_committed};
 use crate::connector::sink::PostgresSinkSpec;
+use crate::operators::aggregate::OP_COLUMN;
 
 /// Rows per transaction for a stream.
 const ROWS_PER_TRANSACTION: usize = 10_000;
@@ -116,6 +117,18 @@ pub async fn prepare(
     schema: &Schema,
     view: bool,
 ) -> Result<Client, String> {
+    let changes = schema.index_of(OP_COLUMN).is_ok();
+    let schema = &table_schema(schema);
+    if changes && spec.primary_key.is_empty() {
+        return Err(format!(
+            "an EMIT CHANGES stream retracts rows it wrote before (its _op column), so the sink upserts and deletes them: add primary_key = '{}' (the query's GROUP BY columns)",
+            schema
+                .fields()
+                .first()
+                .map(|f| f.name().as_str())
+                .unwrap_or("a")
+        ));
+    }
     if view && spec.primary_key.is_empty() {
         return Err(format!(
             "a materialized view's rows change, so the sink upserts them: add primary_key = '{}' (the view's GROUP BY columns)",
@@ -236,7 +249,8 @@ async fn attempt(
         s.state = "running".into();
         s.error = None;
     }
-    let statements = Statements::new(spec, &schema);
+    let changes = schema.index_of(OP_COLUMN).is_ok();
+    let statements = Statements::new(spec, &table_schema(&schema));
     match input {
         SinkInput::View(view) => {
             let mut epochs = view.subscribe();
@@ -314,21 +328,37 @@ async fn attempt(
                 }
                 let mut rows = Vec::new();
                 for (_, batch) in &parts {
-                    rows.extend(
-                        json_rows(batch)?
-                            .into_iter()
-                            .map(|r| serde_json::Value::Object(r).to_string()),
-                    );
+                    rows.extend(json_rows(batch)?);
                 }
+                let written = rows.len();
                 let tx = client.transaction().await.map_err(|e| describe(&e))?;
-                let insert = if spec.primary_key.is_empty() {
-                    &statements.insert
+                if changes {
+                    // In order, the last change of each key wins: '+' upserts, '-' deletes.
+                    let (upserts, deletes) = last_change_per_key(rows, &spec.primary_key);
+                    if !deletes.is_empty() {
+                        tx.execute(&statements.delete, &[&json_array(&deletes)])
+                            .await
+                            .map_err(|e| format!("delete from {}: {}", spec.table, describe(&e)))?;
+                    }
+                    if !upserts.is_empty() {
+                        tx.execute(&statements.upsert, &[&json_array(&upserts)])
+                            .await
+                            .map_err(|e| format!("upsert into {}: {}", spec.table, describe(&e)))?;
+                    }
                 } else {
-                    &statements.upsert
-                };
-                tx.execute(insert, &[&json_array(&rows)])
-                    .await
-                    .map_err(|e| format!("insert into {}: {}", spec.table, describe(&e)))?;
+                    let rows: Vec<String> = rows
+                        .into_iter()
+                        .map(|r| serde_json::Value::Object(r).to_string())
+                        .collect();
+                    let insert = if spec.primary_key.is_empty() {
+                        &statements.insert
+                    } else {
+                        &statements.upsert
+                    };
+                    tx.execute(insert, &[&json_array(&rows)])
+                        .await
+                        .map_err(|e| format!("insert into {}: {}", spec.table, describe(&e)))?;
+                }
                 let offsets = serde_json::to_string(&at).expect("offsets serialize");
                 tx.execute(&statements.progress, &[&name, &0i64, &offsets])
                     .await
@@ -336,7 +366,7 @@ async fn attempt(
                 tx.commit().await.map_err(|e| describe(&e))?;
                 positions = at;
                 let mut s = status.lock();
-                s.rows += rows.len() as u64;
+                s.rows += written as u64;
                 s.positions = positions.clone();
                 s.lag = super::lag(stream, &positions);
             }
@@ -386,6 +416,41 @@ impl Statements {
                 .into(),
         }
     }
+}
+
+/// The table's columns: the input's, without an EMIT CHANGES stream's `_op`.
+fn table_schema(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != OP_COLUMN)
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// An EMIT CHANGES stream's rows, in order, reduced to the last change of each key:
+/// (rows to upsert, rows whose key to delete).
+fn last_change_per_key(
+    rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    primary_key: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let mut last: HashMap<String, (bool, String)> = HashMap::new();
+    for row in rows {
+        let insert = row.get(OP_COLUMN).and_then(|v| v.as_str()) != Some("-");
+        let key: Vec<&serde_json::Value> = primary_key
+            .iter()
+            .map(|k| row.get(k).unwrap_or(&serde_json::Value::Null))
+            .collect();
+        let key = serde_json::to_string(&key).expect("keys serialize");
+        last.insert(key, (insert, serde_json::Value::Object(row).to_string()));
+    }
+    let (upserts, deletes): (Vec<_>, Vec<_>) = last.into_values().partition(|(insert, _)| *insert);
+    (
+        upserts.into_iter().map(|(_, r)| r).collect(),
+        deletes.into_iter().map(|(_, r)| r).collect(),
+    )
 }
 
 /// A view's rows by key: key (the primary key's values as JSON) → row (a JSON object).

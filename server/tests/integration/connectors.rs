@@ -372,6 +372,7 @@ fn sinks_are_exactly_once_across_kill_9() {
     let output = new_topic(&bootstrap, "big_payments", 2);
     let suffix = &input["payments_".len()..];
     let (view_table, stream_table) = (format!("per_account_{suffix}"), format!("big_{suffix}"));
+    let changes_table = format!("counts_{suffix}");
     const RECORDS: u64 = 6_000;
     let producer_topic = input.clone();
     let producer_bootstrap = bootstrap.clone();
@@ -402,6 +403,13 @@ fn sinks_are_exactly_once_across_kill_9() {
     ));
     weir.sql_ok(&format!(
         "CREATE SINK big_pg FROM big WITH (connector = 'postgres', url = '{pg}', table = '{stream_table}')"
+    ));
+    weir.sql_ok(
+        "CREATE STREAM counts AS SELECT account, count(*) AS n FROM payments GROUP BY account EMIT CHANGES",
+    );
+    weir.sql_ok(&format!(
+        "CREATE SINK counts_pg FROM counts WITH (connector = 'postgres', url = '{pg}', \
+         table = '{changes_table}', primary_key = 'account')"
     ));
     weir.sql_ok(&format!(
         "CREATE SINK big_kafka FROM big WITH (connector = 'kafka', bootstrap_servers = '{bootstrap}', \
@@ -443,6 +451,25 @@ fn sinks_are_exactly_once_across_kill_9() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The EMIT CHANGES stream's table: its retractions applied, so it holds the counts.
+    let expected = as_psql_lines(
+        &weir.sql_ok("SELECT account, count(*) FROM payments GROUP BY account ORDER BY account")["rows"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = psql(
+            &pg,
+            &format!("SELECT account, n FROM {changes_table} ORDER BY account"),
+        );
+        if got == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "table {changes_table}:\n{got}\nwant:\n{expected}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The stream's table: each row once.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -472,7 +499,18 @@ fn sinks_are_exactly_once_across_kill_9() {
     assert_eq!((ids.len(), distinct.len()), (big as usize, big as usize));
 
     let sinks = weir.sql_ok("SHOW SINKS");
-    assert_eq!(sinks["rows"].as_array().unwrap().len(), 3, "{sinks}");
+    assert_eq!(sinks["rows"].as_array().unwrap().len(), 4, "{sinks}");
+    let listed = weir.get_json("/v1/sinks");
+    let kafka_sink = listed["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "big_kafka")
+        .unwrap()
+        .clone();
+    assert_eq!(kafka_sink["state"], "running", "{kafka_sink}");
+    assert_eq!(kafka_sink["lag"], 0, "{kafka_sink}");
+    assert_eq!(weir.get_json("/v1/sinks/big_pg")["connector"], "postgres");
     let (code, body) = weir.sql("DROP MATERIALIZED VIEW per_account");
     assert_eq!(code, 400, "{body}");
     assert!(
