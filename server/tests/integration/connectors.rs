@@ -560,3 +560,162 @@ fn read_committed_ids(bootstrap: &str, topic: &str, want: usize) -> Vec<i64> {
     }
     ids
 }
+
+/// A broker of the test's own (`.ci/kafka-broker`), stopped when dropped.
+struct OwnBroker {
+    port: u16,
+    dir: tempfile::TempDir,
+    pid: Option<u32>,
+}
+
+impl OwnBroker {
+    fn start() -> OwnBroker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut broker = OwnBroker {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            pid: None,
+        };
+        broker.run();
+        broker
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker (again) on its port and data dir.
+    fn run(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/kafka-broker");
+        let output = std::process::Command::new(script)
+            .arg(self.port.to_string())
+            .arg(self.dir.path())
+            .env_remove("LD_LIBRARY_PATH")
+            .output()
+            .expect("run .ci/kafka-broker");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.pid = Some(
+            String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+    }
+
+    /// SIGTERM, and waits until the broker's process is gone.
+    fn stop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::path::Path::new(&format!("/proc/{pid}")).exists()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The broker goes away while the source runs and comes back: the source says it is
+/// retrying, then resumes where it was, nothing lost or doubled; a partition added to
+/// the topic is read too.
+#[test]
+fn kafka_source_resumes_after_the_broker_restarts_and_reads_new_partitions() {
+    if kafka().is_none() {
+        return;
+    }
+    let mut broker = OwnBroker::start();
+    let bootstrap = broker.bootstrap();
+    let topic = new_topic(&bootstrap, "restarts", 1);
+    let produce = |bootstrap: &str, partition: i32, ids: std::ops::Range<u64>| {
+        let producer = producer(bootstrap);
+        for id in ids {
+            send(&producer, &topic, partition, &order(id));
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    };
+    produce(&bootstrap, 0, 0..100);
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(dir.path(), &["--pg-listen", "off"]);
+    weir.sql_ok(&source_sql("s", &bootstrap, &topic, ""));
+    wait_for(
+        &weir,
+        "SELECT count(*) FROM s",
+        &json!(100),
+        Duration::from_secs(30),
+    );
+
+    broker.stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = weir.get_json("/v1/streams/s");
+        if !status["source"]["error"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error shown while the broker is down: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        weir.scalar("SELECT count(*) FROM s"),
+        json!(100),
+        "the server keeps serving"
+    );
+    broker.run();
+    produce(&bootstrap, 0, 100..200);
+    wait_for(
+        &weir,
+        "SELECT count(*) FROM s",
+        &json!(200),
+        Duration::from_secs(60),
+    );
+    assert_eq!(weir.scalar("SELECT count(DISTINCT id) FROM s"), json!(200));
+
+    // A second partition, found by the source's metadata check.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(admin.create_partitions(
+            &[rdkafka::admin::NewPartitions::new(&topic, 2)],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    produce(&bootstrap, 1, 200..250);
+    wait_for(
+        &weir,
+        "SELECT count(*) FROM s",
+        &json!(250),
+        Duration::from_secs(60),
+    );
+    assert_eq!(weir.scalar("SELECT count(DISTINCT id) FROM s"), json!(250));
+    let status = weir.get_json("/v1/streams/s");
+    assert_eq!(
+        status["source"]["partitions"].as_array().unwrap().len(),
+        2,
+        "{status}"
+    );
+}
