@@ -24,6 +24,62 @@ enum Command {
     Serve(ServeArgs),
     /// Measure the engine: Nexmark queries streaming vs batch, state per group, peak RSS.
     Bench(BenchArgs),
+    /// Exit 0 when the server at --url answers ready (GET /readyz): a container
+    /// HEALTHCHECK without curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args)]
+struct HealthcheckArgs {
+    /// The server's HTTP address [default: 127.0.0.1 and the port of WEIR_LISTEN, or 7878]
+    #[arg(long)]
+    url: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
+}
+
+impl HealthcheckArgs {
+    /// GET /readyz over a plain TCP connection; Ok when the answer is 200.
+    fn check(&self) -> Result<(), String> {
+        use std::io::{Read, Write};
+        let address = match &self.url {
+            Some(url) => url
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+            None => {
+                let port = std::env::var("WEIR_LISTEN")
+                    .ok()
+                    .and_then(|l| l.rsplit(':').next().map(str::to_string))
+                    .unwrap_or_else(|| "7878".into());
+                format!("127.0.0.1:{port}")
+            }
+        };
+        let timeout = std::time::Duration::from_secs(self.timeout.max(1));
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&address)
+            .map_err(|e| format!("{address}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{address}: no address"))?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| format!("cannot reach Weir at {address}: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status = answer.lines().next().unwrap_or("");
+        if status.split_whitespace().nth(1) == Some("200") {
+            Ok(())
+        } else {
+            Err(format!("Weir at {address} is not ready: {status}"))
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -159,6 +215,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => args
             .resolve()
             .and_then(|config| runtime.block_on(serve(config))),
+        Command::Healthcheck(args) => args.check(),
         Command::Bench(args) => {
             let events = args
                 .events

@@ -378,6 +378,7 @@ pub fn dead_letter_batch(source: &str, topic: &str, letters: &[DeadLetter]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::Array;
 
     fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -483,6 +484,95 @@ mod tests {
                 .starts_with("column \"id\": expected BIGINT"),
             "{:?}",
             decoded.bad
+        );
+    }
+
+    #[test]
+    fn csv_and_raw_values() {
+        let csv = KafkaSourceSpec::from_options(
+            &opts(&[
+                ("bootstrap_servers", "h:1"),
+                ("topic", "t"),
+                ("format", "csv"),
+            ]),
+            &schema(),
+        )
+        .unwrap();
+        let decoded = csv.decode(
+            &[rec("1,ann"), rec("two,bob"), rec("3,\"c, d\"")],
+            &schema(),
+        );
+        assert_eq!(decoded.batch.num_rows(), 2);
+        assert_eq!(decoded.bad.len(), 1);
+        assert_eq!(decoded.bad[0].0, 1);
+
+        let raw_schema = Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8, true),
+            Field::new("value", DataType::Binary, true),
+        ]));
+        let raw = KafkaSourceSpec::from_options(
+            &opts(&[
+                ("bootstrap_servers", "h:1"),
+                ("topic", "t"),
+                ("format", "raw"),
+            ]),
+            &raw_schema,
+        )
+        .unwrap();
+        let decoded = raw.decode(
+            &[
+                RawRecord {
+                    key: Some(b"k1"),
+                    value: Some(b"\x00\xffbytes"),
+                },
+                RawRecord {
+                    key: None,
+                    value: None,
+                },
+            ],
+            &raw_schema,
+        );
+        assert!(decoded.bad.is_empty());
+        let keys = decoded
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!((keys.value(0), keys.is_null(1)), ("k1", true));
+        let values = decoded
+            .batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .unwrap();
+        assert_eq!(values.value(0), b"\x00\xffbytes");
+    }
+
+    #[test]
+    fn start_at_a_time() {
+        let spec = KafkaSourceSpec::from_options(
+            &opts(&[
+                ("bootstrap_servers", "h:1"),
+                ("topic", "t"),
+                ("start", "2024-01-01 00:00:01"),
+            ]),
+            &schema(),
+        )
+        .unwrap();
+        assert_eq!(spec.start, StartAt::Time(1_704_067_201_000));
+        let err = KafkaSourceSpec::from_options(
+            &opts(&[
+                ("bootstrap_servers", "h:1"),
+                ("topic", "t"),
+                ("start", "soon"),
+            ]),
+            &schema(),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("start must be 'earliest', 'latest' or a timestamp"),
+            "{err}"
         );
     }
 }

@@ -6,6 +6,7 @@ mod connectors;
 mod console;
 mod crash;
 mod differential;
+mod docker;
 mod faults;
 mod graph_differential;
 mod http;
