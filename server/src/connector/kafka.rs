@@ -378,14 +378,8 @@ pub fn dead_letter_batch(source: &str, topic: &str, letters: &[DeadLetter]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connector::opts;
     use arrow::array::Array;
-
-    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![

@@ -256,16 +256,18 @@ fn refuse_others_options(options: &[(String, String)], connector: &str) -> Resul
     Ok(())
 }
 
+/// `WITH (...)` options as the parsers get them, for tests.
+#[cfg(test)]
+pub(crate) fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn specs_can_be_shared_across_threads() {

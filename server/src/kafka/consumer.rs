@@ -87,7 +87,12 @@ pub async fn handle(
                 .with_error_code(joined.error)
                 .with_generation_id(joined.generation)
                 .with_protocol_type(Some(text(&joined.protocol_type)))
-                .with_protocol_name(joined.protocol.as_deref().map(text))
+                // Nullable only from v7: older clients read a missing one as "".
+                .with_protocol_name(match (joined.protocol.as_deref(), version) {
+                    (Some(p), _) => Some(text(p)),
+                    (None, v) if v < 7 => Some(text("")),
+                    (None, _) => None,
+                })
                 .with_leader(text(&joined.leader))
                 .with_member_id(text(&joined.member_id))
                 .with_members(

@@ -25,6 +25,7 @@ use kafka_protocol::records::{
 };
 
 use super::groups::Groups;
+use super::producers::{Batch, Check, Producers};
 use super::{decoded, encoded};
 use crate::engine::Engine;
 use crate::stream::Stream;
@@ -43,6 +44,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 3),
     (ApiKey::OffsetCommit, 2, 7),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// Kafka's error codes Weir answers with.
@@ -54,14 +56,17 @@ const INVALID_RECORD: i16 = 87;
 const INVALID_REQUEST: i16 = 42;
 const UNSUPPORTED_VERSION: i16 = 35;
 const KAFKA_STORAGE_ERROR: i16 = 56;
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 
 /// The one broker's id.
 const BROKER: BrokerId = BrokerId(0);
 
 /// Answers one request; `None` when the request wants no response (Produce, acks 0).
+#[allow(clippy::too_many_arguments)]
 pub async fn handle(
     engine: &Arc<Engine>,
     groups: &Groups,
+    producers: &Producers,
     client: &str,
     advertised: SocketAddr,
     key: ApiKey,
@@ -75,8 +80,8 @@ pub async fn handle(
     if !served && key != ApiKey::ApiVersions {
         return Err(format!(
             "Weir's Kafka listener does not serve {key:?} v{version} yet (it serves ApiVersions, \
-             Metadata, ListOffsets, Fetch and Produce; consumer groups and topic creation are \
-             to come)"
+             Metadata, ListOffsets, Fetch, Produce with idempotent producers, and consumer \
+             groups; topic creation and transactions are to come)"
         ));
     }
     match key {
@@ -88,7 +93,10 @@ pub async fn handle(
         ApiKey::Fetch => fetch(engine, version, decoded(body, version)?)
             .await
             .map(Some),
-        ApiKey::Produce => produce(engine, version, decoded(body, version)?).await,
+        ApiKey::Produce => produce(engine, producers, version, decoded(body, version)?).await,
+        ApiKey::InitProducerId => {
+            init_producer_id(producers, version, decoded(body, version)?).map(Some)
+        }
         _ => super::consumer::handle(groups, client, advertised, key, version, body)
             .await
             .map(Some),
@@ -364,8 +372,32 @@ async fn fetch(engine: &Arc<Engine>, version: i16, request: FetchRequest) -> Res
     }
 }
 
+/// InitProducerId: an id for an idempotent producer; transactions are refused.
+fn init_producer_id(
+    producers: &Producers,
+    version: i16,
+    request: kafka_protocol::messages::InitProducerIdRequest,
+) -> Result<Bytes, String> {
+    use kafka_protocol::messages::{InitProducerIdResponse, ProducerId};
+    let response = if request.transactional_id.is_some() {
+        tracing::info!(
+            "kafka: a transactional producer was refused (transactions are not served yet)"
+        );
+        InitProducerIdResponse::default()
+            .with_error_code(INVALID_REQUEST)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    } else {
+        InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(producers.allocate()))
+            .with_producer_epoch(0)
+    };
+    encoded(&response, version)
+}
+
 async fn produce(
     engine: &Arc<Engine>,
+    producers: &Producers,
     version: i16,
     request: ProduceRequest,
 ) -> Result<Option<Bytes>, String> {
@@ -375,7 +407,9 @@ async fn produce(
         for data in topic.partition_data {
             let answer = PartitionProduceResponse::default().with_index(data.index);
             let answer =
-                match produce_partition(engine, &topic.name, data.index, data.records).await {
+                match produce_partition(engine, producers, &topic.name, data.index, data.records)
+                    .await
+                {
                     Ok(base) => answer.with_base_offset(base),
                     Err((code, message)) => {
                         if code == INVALID_RECORD {
@@ -409,6 +443,7 @@ async fn produce(
 /// the rows are durable.
 async fn produce_partition(
     engine: &Arc<Engine>,
+    producers: &Producers,
     topic: &TopicName,
     partition: i32,
     records: Option<Bytes>,
@@ -433,8 +468,26 @@ async fn produce_partition(
     let mut bytes = records.unwrap_or_default();
     let sets = RecordBatchDecoder::decode_all(&mut bytes)
         .map_err(|e| (INVALID_RECORD, format!("cannot read the record batch: {e}")))?;
+    // An idempotent producer's batch: its id, epoch and first sequence number.
+    let records: Vec<_> = sets.iter().flat_map(|s| &s.records).collect();
+    let idempotent = records
+        .first()
+        .filter(|r| r.producer_id >= 0)
+        .map(|r| Batch {
+            producer: r.producer_id,
+            epoch: r.producer_epoch,
+            first: r.sequence,
+            count: records.len() as i32,
+        });
+    if let Some(batch) = &idempotent {
+        match producers.check(batch, &topic.0, partition) {
+            Check::Append => {}
+            Check::Duplicate(offset) => return Ok(offset),
+            Check::OutOfOrder(message) => return Err((OUT_OF_ORDER_SEQUENCE_NUMBER, message)),
+        }
+    }
     let mut lines = Vec::new();
-    for record in sets.iter().flat_map(|s| &s.records) {
+    for record in records {
         let value = record.value.clone().unwrap_or_default();
         if value.contains(&b'\n') {
             // One JSON object per record: compact it so records stay one per line.
@@ -463,5 +516,8 @@ async fn produce_partition(
         .await
         .map_err(|e| (KAFKA_STORAGE_ERROR, e.to_string()))?
         .map_err(|e| (KAFKA_STORAGE_ERROR, e.to_string()))?;
+    if let Some(batch) = &idempotent {
+        producers.appended(batch, &topic.0, partition, appended as i64);
+    }
     Ok(appended as i64)
 }

@@ -17,6 +17,7 @@
 mod consumer;
 mod groups;
 mod handlers;
+mod producers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub async fn serve(
     data_dir: std::path::PathBuf,
 ) {
     let groups = Arc::new(groups::Groups::open(data_dir.join("kafka-offsets.json")));
+    let producers = Arc::new(producers::Producers::new(engine.clock().now_ms()));
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -49,9 +51,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let (engine, groups) = (engine.clone(), groups.clone());
+        let (engine, groups, producers) = (engine.clone(), groups.clone(), producers.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection(socket, engine, groups, advertised).await {
+            if let Err(e) = connection(socket, engine, groups, producers, advertised).await {
                 tracing::debug!(%peer, "kafka connection closed: {e}");
             }
         });
@@ -62,6 +64,7 @@ async fn connection(
     mut socket: TcpStream,
     engine: Arc<Engine>,
     groups: Arc<groups::Groups>,
+    producers: Arc<producers::Producers>,
     advertised: SocketAddr,
 ) -> Result<(), String> {
     socket.set_nodelay(true).ok();
@@ -94,7 +97,7 @@ async fn connection(
             .map_or("", |c| c.as_str())
             .to_string();
         let reply = handlers::handle(
-            &engine, &groups, &client, advertised, key, version, &mut body,
+            &engine, &groups, &producers, &client, advertised, key, version, &mut body,
         )
         .await
         .map_err(|e| format!("{key:?} v{version}: {e}"))?;

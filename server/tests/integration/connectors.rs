@@ -335,6 +335,19 @@ fn psql(url: &str, sql: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Polls `sql` with psql until it prints `want` (30 s at most).
+fn wait_for_psql(url: &str, sql: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = psql(url, sql);
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}:\n{got}\nwanted:\n{want}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The rows of a Weir query as psql prints them (`a,b` lines).
 fn as_psql_lines(rows: &Value) -> String {
     rows.as_array()
@@ -436,56 +449,26 @@ fn sinks_are_exactly_once_across_kill_9() {
     let expected = as_psql_lines(
         &weir.sql_ok("SELECT account, n, total FROM per_account ORDER BY account")["rows"],
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = psql(
-            &pg,
-            &format!("SELECT account, n, total FROM {view_table} ORDER BY account"),
-        );
-        if got == expected {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "table {view_table}:\n{got}\nview:\n{expected}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_psql(
+        &pg,
+        &format!("SELECT account, n, total FROM {view_table} ORDER BY account"),
+        &expected,
+    );
     // The EMIT CHANGES stream's table: its retractions applied, so it holds the counts.
     let expected = as_psql_lines(
         &weir.sql_ok("SELECT account, count(*) FROM payments GROUP BY account ORDER BY account")["rows"],
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = psql(
-            &pg,
-            &format!("SELECT account, n FROM {changes_table} ORDER BY account"),
-        );
-        if got == expected {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "table {changes_table}:\n{got}\nwant:\n{expected}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_psql(
+        &pg,
+        &format!("SELECT account, n FROM {changes_table} ORDER BY account"),
+        &expected,
+    );
     // The stream's table: each row once.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = psql(
-            &pg,
-            &format!("SELECT count(*), count(DISTINCT id) FROM {stream_table}"),
-        );
-        if got.trim() == format!("{big},{big}") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "table {stream_table}: {got} (want {big} rows once each)"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_psql(
+        &pg,
+        &format!("SELECT count(*), count(DISTINCT id) FROM {stream_table}"),
+        &format!("{big},{big}\n"),
+    );
     let progress = psql(
         &pg,
         "SELECT split_part(sink, '-', 1) FROM weir_sink_progress \

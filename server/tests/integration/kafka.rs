@@ -307,3 +307,108 @@ fn two_group_members_split_the_partitions() {
     let _ = (a.kill(), a.wait());
     let _ = (b.kill(), b.wait());
 }
+
+/// Apache Kafka's own Java client (kafka-clients 4.1.1, through kafka-console-producer
+/// and kafka-console-consumer, unmodified): its producer is idempotent by default
+/// (InitProducerId, sequence numbers), its consumer joins a group; the jars are those
+/// `.ci/kafka-broker` fetches.
+#[test]
+fn the_java_client_produces_idempotently_and_consumes() {
+    let libs = std::path::PathBuf::from(std::env::var("HOME").unwrap())
+        .join(".cache/weir-kafka/4.1.1/libs");
+    if !libs.join("kafka-clients-4.1.1.jar").exists() {
+        if std::env::var_os("WEIR_REQUIRE_CONNECTOR_TESTS").is_some() {
+            panic!(
+                "Apache Kafka's jars are missing from {} (.ci/kafka-broker fetches them)",
+                libs.display()
+            );
+        }
+        eprintln!("SKIPPED: Apache Kafka's jars are not in {}", libs.display());
+        return;
+    }
+    let classpath = format!("{}/*", libs.display());
+    let dir = tempfile::tempdir().unwrap();
+    let weir = Weir::start(
+        dir.path(),
+        &["--kafka-listen", "127.0.0.1:0", "--pg-listen", "off"],
+    );
+    let bootstrap = format!("127.0.0.1:{}", weir.kafka_port.unwrap());
+    weir.sql_ok("CREATE STREAM orders (id BIGINT, item TEXT) WITH (partitions = 2)");
+
+    let mut producer = Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-cp",
+            &classpath,
+            "org.apache.kafka.tools.ConsoleProducer",
+        ])
+        .args(["--bootstrap-server", &bootstrap, "--topic", "orders"])
+        .args([
+            "--producer-property",
+            "enable.idempotence=true",
+            "--producer-property",
+            "acks=all",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the Java console producer");
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"id\": 1, \"item\": \"tea\"}\n{\"id\": 2, \"item\": \"cake\"}\n{\"id\": 3, \"item\": \"jam\"}\n")
+        .unwrap();
+    let produced = producer.wait_with_output().unwrap();
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    assert_eq!(
+        weir.sql_ok("SELECT id, item FROM orders ORDER BY id")["rows"],
+        serde_json::json!([[1, "tea"], [2, "cake"], [3, "jam"]])
+    );
+
+    let consumed = Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-cp",
+            &classpath,
+            "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        ])
+        .args([
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            "orders",
+            "--from-beginning",
+        ])
+        .args([
+            "--group",
+            "java-readers",
+            "--max-messages",
+            "3",
+            "--timeout-ms",
+            "30000",
+        ])
+        .output()
+        .expect("run the Java console consumer");
+    let out = String::from_utf8_lossy(&consumed.stdout);
+    assert!(
+        consumed.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&consumed.stderr)
+    );
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![
+            r#"{"id":1,"item":"tea"}"#,
+            r#"{"id":2,"item":"cake"}"#,
+            r#"{"id":3,"item":"jam"}"#
+        ]
+    );
+}
