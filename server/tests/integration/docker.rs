@@ -170,8 +170,8 @@ fn the_image_runs_weir_as_non_root_and_keeps_its_data_across_stop_and_kill() {
         .unwrap();
     wait_ready(&client, &url, &name);
     assert_eq!(
-        docker_ok(&["exec", &name, "id", "-u"]),
-        "10001",
+        docker_ok(&["exec", &name, "id"]),
+        "uid=10001(weir) gid=10001(weir) groups=10001(weir)",
         "the container runs as the weir user"
     );
     sql(
