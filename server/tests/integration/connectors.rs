@@ -35,14 +35,7 @@ pub fn kafka() -> Option<String> {
 /// A topic of its own for each test.
 pub fn new_topic(bootstrap: &str, prefix: &str, partitions: i32) -> String {
     let name = format!("{prefix}_{:08x}", rand::rng().random::<u32>());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (admin, runtime) = admin(bootstrap);
     let results = runtime
         .block_on(admin.create_topics(
             &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
@@ -53,6 +46,19 @@ pub fn new_topic(bootstrap: &str, prefix: &str, partitions: i32) -> String {
         result.unwrap_or_else(|(topic, e)| panic!("create topic {topic}: {e}"));
     }
     name
+}
+
+/// Kafka's admin client for `bootstrap`, and a runtime to wait for its requests on.
+fn admin(bootstrap: &str) -> (AdminClient<DefaultClientContext>, tokio::runtime::Runtime) {
+    let client = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (client, runtime)
 }
 
 pub fn producer(bootstrap: &str) -> BaseProducer {
@@ -673,14 +679,7 @@ fn kafka_source_resumes_after_the_broker_restarts_and_reads_new_partitions() {
     assert_eq!(weir.scalar("SELECT count(DISTINCT id) FROM s"), json!(200));
 
     // A second partition, found by the source's metadata check.
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (admin, runtime) = admin(&bootstrap);
     runtime
         .block_on(admin.create_partitions(
             &[rdkafka::admin::NewPartitions::new(&topic, 2)],
