@@ -109,6 +109,32 @@ pub fn rows(batches: &[RecordBatch]) -> Result<Vec<Value>, ArrowError> {
     Ok(out)
 }
 
+/// Each row of `batch` as the text of a JSON object, column name to value, with the keys
+/// in column order (what Kafka consumers read, from Weir's listener and from its sinks).
+pub fn row_objects(batch: &RecordBatch) -> Result<Vec<String>, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| column_values(c.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys: Vec<String> = batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| Value::String(f.name().clone()).to_string())
+        .collect();
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            let fields: Vec<String> = keys
+                .iter()
+                .zip(&columns)
+                .map(|(k, c)| format!("{k}:{}", c[i]))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

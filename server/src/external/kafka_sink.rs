@@ -28,7 +28,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{SinkStatus, json_texts, read_committed};
+use super::{SinkStatus, read_committed};
 use crate::connector::sink::KafkaSinkSpec;
 use crate::stream::Stream;
 
@@ -177,7 +177,8 @@ fn run(
                 ),
                 None => None,
             };
-            for (i, value) in json_texts(batch)?.into_iter().enumerate() {
+            let values = crate::api::values::row_objects(batch).map_err(|e| e.to_string())?;
+            for (i, value) in values.into_iter().enumerate() {
                 let key = keys.as_ref().map(|k| match &k[i] {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),

@@ -185,31 +185,3 @@ pub fn json_rows(
         })
         .collect())
 }
-
-/// Rows as JSON object texts with the keys in column order (what a Kafka consumer of a
-/// sink reads; the same order as Weir's own Kafka listener).
-pub fn json_texts(batch: &RecordBatch) -> Result<Vec<String>, String> {
-    let schema = batch.schema();
-    let names: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| serde_json::Value::String(f.name().clone()).to_string())
-        .collect();
-    Ok(json_rows(batch)?
-        .into_iter()
-        .map(|row| {
-            let fields: Vec<String> = schema
-                .fields()
-                .iter()
-                .zip(&names)
-                .map(|(f, name)| {
-                    format!(
-                        "{name}:{}",
-                        row.get(f.name()).unwrap_or(&serde_json::Value::Null)
-                    )
-                })
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        })
-        .collect())
-}

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use datafusion::arrow::array::RecordBatch;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
@@ -234,37 +233,6 @@ fn list_offsets(
     encoded(&ListOffsetsResponse::default().with_topics(topics), version)
 }
 
-/// A row of `batch` as the JSON object a consumer reads: column name to value.
-fn json_values(batch: &RecordBatch) -> Result<Vec<Bytes>, String> {
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|c| crate::api::values::column_values(c.as_ref()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let names: Vec<&String> = batch
-        .schema_ref()
-        .fields()
-        .iter()
-        .map(|f| f.name())
-        .collect();
-    // Written out by hand so the keys keep the stream's column order.
-    let keys: Vec<String> = names
-        .iter()
-        .map(|n| serde_json::Value::String((*n).clone()).to_string())
-        .collect();
-    Ok((0..batch.num_rows())
-        .map(|i| {
-            let fields: Vec<String> = keys
-                .iter()
-                .zip(&columns)
-                .map(|(k, c)| format!("{k}:{}", c[i]))
-                .collect();
-            Bytes::from(format!("{{{}}}", fields.join(",")))
-        })
-        .collect())
-}
-
 /// The committed records of `log` from `from`, about `max_bytes` of them (at least one
 /// frame), as a Kafka record batch.
 fn records(
@@ -277,7 +245,11 @@ fn records(
     let mut bytes = 0;
     for scanned in log.scan(from, end, None) {
         let scanned = scanned.map_err(|e| e.to_string())?;
-        let values = json_values(&scanned.batch)?;
+        let values: Vec<Bytes> = crate::api::values::row_objects(&scanned.batch)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(Bytes::from)
+            .collect();
         for (i, value) in values.into_iter().enumerate() {
             let offset = scanned.base_offset + i as u64;
             if offset < from {
