@@ -12,6 +12,7 @@ import { StreamList } from './streams/StreamList';
 import { StreamPage } from './streams/StreamPage';
 import { Workspace } from './workspace/Workspace';
 import { Empty } from './components/common';
+import { api, type Me } from './api/client';
 
 const NAV: { label: string; href: string; pages: Route['page'][] }[] = [
   { label: 'SQL', href: href.workspace(), pages: ['workspace'] },
@@ -20,7 +21,7 @@ const NAV: { label: string; href: string; pages: Route['page'][] }[] = [
   { label: 'Dashboards', href: href.dashboards(), pages: ['dashboards', 'dashboard'] },
 ];
 
-export function App() {
+export function App({ me }: { me?: Me }) {
   const route = useRoute();
   const catalog = useCatalog();
   return (
@@ -43,6 +44,16 @@ export function App() {
             </a>
           ))}
         </nav>
+        {me?.auth_required && (
+          <div class="who">
+            <span class="muted small">
+              {me.name} · {me.role}
+            </span>
+            <button class="link" type="button" onClick={() => api.logout().finally(() => location.reload())}>
+              Log out
+            </button>
+          </div>
+        )}
       </header>
       <main id="main" tabIndex={-1} data-page={route.page}>
         <Page route={route} catalog={catalog} />

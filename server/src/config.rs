@@ -35,6 +35,39 @@ pub struct Config {
     pub pg_listen: Option<String>,
     /// Address of the Kafka protocol listener; off unless given.
     pub kafka_listen: Option<String>,
+    /// Tokens, `NAME:ROLE:SECRET` or a bare admin `SECRET`. None: authentication is off
+    /// (and Weir listens on loopback only, unless `insecure_listen`).
+    pub auth_tokens: Vec<String>,
+    /// A TOML file of tokens (`[[tokens]] name, role, secret, expires`).
+    pub auth_file: Option<PathBuf>,
+    /// Listen beyond loopback without authentication.
+    pub insecure_listen: bool,
+    /// `/metrics` without a token.
+    pub metrics_public: bool,
+    /// Origins whose pages may call the HTTP API (CORS and the Origin check).
+    pub allowed_origins: Vec<String>,
+    /// PEM certificate chain and private key: TLS on every listener.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Open connections per listener. Default 4096.
+    pub max_connections: usize,
+    /// Cancel bounded statements running longer (`30s`, `5m`; `0`: never). Default `5m`.
+    pub statement_timeout: Option<String>,
+    /// Memory of one bounded query (`2GiB`). Default a quarter of the machine's memory.
+    pub query_memory: Option<String>,
+    /// Rows of one answer. Default 1,000,000.
+    pub max_result_rows: Option<usize>,
+    /// Arrow bytes of one answer (`256MiB`).
+    pub max_result_bytes: Option<String>,
+    /// Bytes of one SQL text (`1MiB`).
+    pub max_sql_bytes: Option<String>,
+    /// Expression depth of one SQL text. Default 1000.
+    pub max_sql_depth: Option<usize>,
+    /// Continuous queries at once. Default 256.
+    pub max_continuous_queries: Option<usize>,
+    /// Default state budget of a continuous query (`1GiB`); a query's
+    /// `WITH (state_limit = ...)` overrides it. Default a quarter of the machine's memory.
+    pub state_limit: Option<String>,
 }
 
 /// The Postgres listener's address when none is configured (5433, beside a local
@@ -62,6 +95,22 @@ impl Default for Config {
             storage: None,
             pg_listen: None,
             kafka_listen: None,
+            auth_tokens: Vec::new(),
+            auth_file: None,
+            insecure_listen: false,
+            metrics_public: false,
+            allowed_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 4096,
+            statement_timeout: None,
+            query_memory: None,
+            max_result_rows: None,
+            max_result_bytes: None,
+            max_sql_bytes: None,
+            max_sql_depth: None,
+            max_continuous_queries: None,
+            state_limit: None,
         }
     }
 }
@@ -99,6 +148,67 @@ impl Config {
         }
     }
 
+    /// The tokens of `auth_tokens` and `auth_file`.
+    pub fn tokens(&self) -> Result<crate::auth::Tokens, String> {
+        let mut tokens = self
+            .auth_tokens
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| crate::auth::Token::from_flag(t).map_err(|e| format!("--auth-token: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(path) = &self.auth_file {
+            tokens.extend(crate::auth::Tokens::read_file(path)?);
+        }
+        crate::auth::Tokens::new(tokens)
+    }
+
+    /// The TLS settings, when both a certificate and a key are given.
+    pub fn tls(&self) -> Result<Option<(PathBuf, PathBuf)>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some((cert.clone(), key.clone()))),
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                Err("--tls-cert needs --tls-key (the certificate's private key)".into())
+            }
+            (None, Some(_)) => {
+                Err("--tls-key needs --tls-cert (the certificate chain, PEM)".into())
+            }
+        }
+    }
+
+    /// The limits, from their settings and the defaults.
+    pub fn limits(&self) -> Result<crate::limits::Limits, String> {
+        use crate::limits::{parse_bytes, parse_timeout};
+        let mut limits = crate::limits::Limits::default();
+        let bytes = |flag: &str, v: &str| parse_bytes(v).map_err(|e| format!("--{flag}: {e}"));
+        if let Some(v) = &self.statement_timeout {
+            limits.statement_timeout =
+                parse_timeout(v).map_err(|e| format!("--statement-timeout: {e}"))?;
+        }
+        if let Some(v) = &self.query_memory {
+            limits.query_memory_bytes = bytes("query-memory", v)? as usize;
+        }
+        if let Some(v) = self.max_result_rows {
+            limits.max_result_rows = v;
+        }
+        if let Some(v) = &self.max_result_bytes {
+            limits.max_result_bytes = bytes("max-result-bytes", v)? as usize;
+        }
+        if let Some(v) = &self.max_sql_bytes {
+            limits.max_sql_bytes = bytes("max-sql-bytes", v)? as usize;
+        }
+        if let Some(v) = self.max_sql_depth {
+            limits.max_sql_depth = v;
+        }
+        if let Some(v) = self.max_continuous_queries {
+            limits.max_continuous_queries = v;
+        }
+        if let Some(v) = &self.state_limit {
+            limits.state_limit_bytes = bytes("state-limit", v)?;
+        }
+        Ok(limits)
+    }
+
     pub fn engine_config(&self) -> crate::engine::EngineConfig {
         let mut engine = crate::engine::EngineConfig::new(&self.data_dir);
         engine.segment_bytes = self.segment_bytes;
@@ -107,6 +217,7 @@ impl Config {
         engine.checkpoint_interval =
             std::time::Duration::from_millis(self.checkpoint_interval_ms.max(10));
         engine.storage = self.storage.clone();
+        engine.limits = self.limits().unwrap_or_default();
         engine
     }
 }

@@ -2,10 +2,13 @@
 //! rows coming in (ingest decoding, generator connectors); where they are kept (log,
 //! streams, catalog); how SQL reaches them (sql, table); continuous queries (planner,
 //! operators, runtime); the engine that ties these together; and the listeners in front
-//! (the HTTP API, the Postgres protocol), with the benchmark last.
+//! (the HTTP API, the Postgres and Kafka protocols) with what guards them (auth, net,
+//! limits), and the benchmark last.
 
 /// The HTTP API.
 pub mod api;
+/// Tokens and roles, console sessions and SCRAM: who may do what, on every listener.
+pub mod auth;
 /// `weir bench`: throughput against the batch ceiling, state per group, RSS.
 pub mod bench;
 /// Persisted definitions of streams, views and continuous queries.
@@ -24,8 +27,12 @@ pub mod external;
 pub mod ingest;
 /// The Kafka protocol listener (`--kafka-listen`).
 pub mod kafka;
+/// The limits that keep one statement or client from taking the server down.
+pub mod limits;
 /// Append-only partition logs of Arrow batches on disk.
 pub mod log;
+/// What every listener shares: TLS and connection caps.
+pub mod net;
 /// The stateful operators of continuous queries, one per file, and the stateless steps.
 pub mod operators;
 /// The PostgreSQL wire protocol listener (psql, drivers, BI tools).

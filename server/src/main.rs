@@ -143,6 +143,67 @@ struct ServeArgs {
     /// `off` [default: off]
     #[arg(long, env = "WEIR_KAFKA_LISTEN")]
     kafka_listen: Option<String>,
+    /// A token callers must present: `NAME:ROLE:SECRET` (role read, write or admin) or a
+    /// bare SECRET (an admin token named admin). Repeatable; WEIR_AUTH_TOKEN takes a
+    /// comma-separated list (better than the flag, which other users can see in ps).
+    #[arg(
+        long = "auth-token",
+        env = "WEIR_AUTH_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    auth_tokens: Vec<String>,
+    /// A TOML file of tokens: [[tokens]] with name, role, secret and optional expires.
+    #[arg(long, env = "WEIR_AUTH_FILE")]
+    auth_file: Option<PathBuf>,
+    /// Allow listening beyond loopback without a token (anyone who can reach the
+    /// port may then do anything).
+    #[arg(long, env = "WEIR_INSECURE_LISTEN")]
+    insecure_listen: bool,
+    /// Serve /metrics without a token (for a Prometheus without credentials).
+    #[arg(long, env = "WEIR_METRICS_PUBLIC")]
+    metrics_public: bool,
+    /// Origins whose web pages may call the API (comma-separated, e.g.
+    /// https://grafana.example.com): they pass the cross-site check and get CORS answers.
+    #[arg(long, env = "WEIR_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// PEM certificate chain: TLS on the HTTP, Postgres and Kafka listeners.
+    #[arg(long, env = "WEIR_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "WEIR_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Open connections per listener [default: 4096]
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Cancel a bounded statement running longer than this, e.g. 30s or 5m; 0 for no
+    /// limit [default: 5m]
+    #[arg(long, env = "WEIR_STATEMENT_TIMEOUT")]
+    statement_timeout: Option<String>,
+    /// Memory one bounded query may use for sorts, joins and aggregates, e.g. 2GiB
+    /// [default: a quarter of the machine's memory]
+    #[arg(long, env = "WEIR_QUERY_MEMORY")]
+    query_memory: Option<String>,
+    /// Rows of one answer [default: 1000000]
+    #[arg(long, env = "WEIR_MAX_RESULT_ROWS")]
+    max_result_rows: Option<usize>,
+    /// Bytes of one answer, e.g. 256MiB [default: 256MiB]
+    #[arg(long, env = "WEIR_MAX_RESULT_BYTES")]
+    max_result_bytes: Option<String>,
+    /// Bytes of one SQL text [default: 1MiB]
+    #[arg(long, env = "WEIR_MAX_SQL_BYTES")]
+    max_sql_bytes: Option<String>,
+    /// How deep expressions may nest in one SQL text: brackets, and chains of operators
+    /// (a + b + ...) [default: 1000]
+    #[arg(long, env = "WEIR_MAX_SQL_DEPTH")]
+    max_sql_depth: Option<usize>,
+    /// Continuous queries (views, derived streams, push queries) at once [default: 256]
+    #[arg(long, env = "WEIR_MAX_CONTINUOUS_QUERIES")]
+    max_continuous_queries: Option<usize>,
+    /// State one continuous query may hold, unless its WITH (state_limit = ...) says
+    /// otherwise, e.g. 1GiB [default: a quarter of the machine's memory]
+    #[arg(long, env = "WEIR_STATE_LIMIT")]
+    state_limit: Option<String>,
 }
 
 /// `100ms`, `2s`, `1m`, or plain milliseconds.
@@ -196,6 +257,45 @@ impl ServeArgs {
         if self.kafka_listen.is_some() {
             config.kafka_listen = self.kafka_listen;
         }
+        config.auth_tokens.extend(self.auth_tokens);
+        if self.auth_file.is_some() {
+            config.auth_file = self.auth_file;
+        }
+        config.insecure_listen |= self.insecure_listen;
+        config.metrics_public |= self.metrics_public;
+        config.allowed_origins.extend(
+            self.allowed_origins
+                .into_iter()
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty()),
+        );
+        if self.tls_cert.is_some() {
+            config.tls_cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            config.tls_key = self.tls_key;
+        }
+        if let Some(v) = self.max_connections {
+            config.max_connections = v;
+        }
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if self.$field.is_some() {
+                    config.$field = self.$field;
+                }
+            )*};
+        }
+        set!(
+            statement_timeout,
+            query_memory,
+            max_result_rows,
+            max_result_bytes,
+            max_sql_bytes,
+            max_sql_depth,
+            max_continuous_queries,
+            state_limit
+        );
+        config.limits()?;
         Ok(config)
     }
 }
@@ -210,7 +310,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // Planning recurses over expression trees: 8 MiB stacks (tokio's default is 2 MiB)
+    // leave room for the deepest text --max-sql-depth admits.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+        .expect("tokio runtime");
     let result = match cli.command {
         Command::Serve(args) => args
             .resolve()
@@ -250,6 +356,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
+    let tokens = config.tokens()?;
+    let tls = match config.tls()? {
+        Some((cert, key)) => Some((
+            weir::net::tls_config(&cert, &key, &[b"http/1.1"])?,
+            weir::net::tls_config(&cert, &key, &[])?,
+        )),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
@@ -283,27 +397,69 @@ async fn serve(config: Config) -> Result<(), String> {
             format!("cannot listen on {at} for the Kafka protocol (--kafka-listen): {e}")
         })?),
     };
-    let state = match &config.console_dir {
-        Some(dir) => ApiState::with_console_dir(config.body_limit_bytes, dir.clone()),
-        None => ApiState::new(config.body_limit_bytes),
-    };
-    let server = tokio::spawn(api::serve(listener, state.clone(), shutdown_signal()));
+    let mut exposed = vec![("--listen", address)];
+    for (flag, l) in [
+        ("--pg-listen", &pg_listener),
+        ("--kafka-listen", &kafka_listener),
+    ] {
+        if let Some(at) = l.as_ref().and_then(|l| l.local_addr().ok()) {
+            exposed.push((flag, at));
+        }
+    }
+    weir::auth::check_exposure(&tokens, config.insecure_listen, &exposed)?;
+    if tokens.is_enabled() {
+        tracing::info!(
+            "authentication on: {} token(s); callers send Authorization: Bearer <token>",
+            tokens.len()
+        );
+    }
+    let auth = Arc::new(weir::auth::Auth::new(tokens));
+    let state = ApiState::configured(api::ApiOptions {
+        body_limit: config.body_limit_bytes,
+        console_dir: config.console_dir.clone(),
+        auth: Some(auth.clone()),
+        security: api::auth::HttpSecurity {
+            allowed_origins: config.allowed_origins.clone(),
+            metrics_public: config.metrics_public,
+            tls: tls.is_some(),
+        },
+    });
+    let http = weir::net::Acceptor::new(
+        listener,
+        tls.as_ref()
+            .map(|(http, _)| tokio_rustls::TlsAcceptor::from(http.clone())),
+        weir::net::ConnectionLimit::new("http", config.max_connections),
+    );
+    let server = tokio::spawn(api::serve(http, state.clone(), shutdown_signal()));
     tracing::info!("recovering data dir {}", config.data_dir.display());
     let engine = weir::engine::Engine::open(config.engine_config(), Arc::new(SystemClock))
         .await
         .map_err(|e| format!("cannot open data dir {}: {e}", config.data_dir.display()))?;
     state.set_engine(engine.clone());
+    let other_tls = tls
+        .as_ref()
+        .map(|(_, other)| tokio_rustls::TlsAcceptor::from(other.clone()));
     let _pg = match pg_listener {
         Some(listener) => {
             let at = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(
-                "Postgres protocol on {at} (psql -h {} -p {} -d weir)",
+                "Postgres protocol on {at} (psql -h {} -p {} -d weir{})",
                 at.ip(),
-                at.port()
+                at.port(),
+                if tls.is_some() {
+                    " sslmode=require"
+                } else {
+                    ""
+                }
             );
             Some(AbortOnDrop(tokio::spawn(weir::pg::serve(
                 listener,
                 engine.clone(),
+                weir::pg::PgOptions {
+                    auth: auth.clone(),
+                    tls: other_tls.clone(),
+                    limit: weir::net::ConnectionLimit::new("postgres", config.max_connections),
+                },
             ))))
         }
         None => None,
@@ -317,12 +473,18 @@ async fn serve(config: Config) -> Result<(), String> {
                 engine.clone(),
                 at,
                 config.data_dir.clone(),
+                weir::kafka::KafkaOptions {
+                    auth: auth.clone(),
+                    tls: other_tls,
+                    limit: weir::net::ConnectionLimit::new("kafka", config.max_connections),
+                },
             ))))
         }
         None => None,
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        "Weir is ready at http://{address} (data dir {})",
+        "Weir is ready at {scheme}://{address} (data dir {})",
         config.data_dir.display()
     );
     server

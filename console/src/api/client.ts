@@ -45,6 +45,17 @@ export async function errorFrom(response: Response): Promise<ApiError> {
   });
 }
 
+/** GET /v1/auth/me: whether the server requires a token, and who this session is. */
+export interface Me {
+  auth_required: boolean;
+  authenticated: boolean;
+  name?: string;
+  role?: 'read' | 'write' | 'admin';
+}
+
+/** Dispatched on window when a request answers 401 (the session ended). */
+export const UNAUTHORIZED_EVENT = 'weir:unauthorized';
+
 async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
   let response: Response;
   try {
@@ -53,7 +64,11 @@ async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
     if (init.signal?.aborted) throw e;
     throw new ApiError(0, { code: 'unreachable', message: 'Cannot reach the Weir server. Is it running?' });
   }
-  if (!response.ok) throw await errorFrom(response);
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT, { detail: error.message }));
+    throw error;
+  }
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   return (text ? JSON.parse(text) : undefined) as T;
@@ -66,6 +81,9 @@ const json = (body: unknown): RequestInit => ({
 const enc = encodeURIComponent;
 
 export const api = {
+  /** Ends the console session (its cookie). */
+  logout: () => request<unknown>('/v1/auth/logout', { method: 'POST' }),
+
   /** Runs one or more `;`-separated statements. */
   sql: (sql: string, signal?: AbortSignal) =>
     request<SqlResult>('/v1/sql', { method: 'POST', ...json({ sql }), signal }),

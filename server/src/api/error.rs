@@ -32,6 +32,18 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// 401: no credentials, or ones that are not valid; 403: not allowed.
+    pub fn denied(denied: crate::auth::Denied) -> Self {
+        match denied {
+            crate::auth::Denied::Unauthenticated(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+            }
+            crate::auth::Denied::Forbidden(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", m)
+            }
+        }
+    }
+
     pub fn with(mut self, key: &str, value: Value) -> Self {
         self.details.insert(key.to_string(), value);
         self
@@ -66,6 +78,18 @@ impl From<Error> for ApiError {
                 e
             }
             Error::NotReady => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
+            Error::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            Error::Limit(_) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded", message)
+            }
+            Error::ResourcesExhausted(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "resources_exhausted",
+                message,
+            ),
+            Error::Timeout(_) => {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "statement_timeout", message)
+            }
             e if e.is_user_error() => ApiError::new(StatusCode::BAD_REQUEST, "invalid", message),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
         };
@@ -107,6 +131,13 @@ impl IntoResponse for ApiError {
         error.insert("code".into(), json!(self.code));
         error.insert("message".into(), json!(self.message));
         error.extend(self.details);
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"weir\""),
+            );
+        }
+        response
     }
 }

@@ -4,6 +4,7 @@
 //! Start-up: the server listens before recovery finishes so `/healthz` answers at once;
 //! until the engine is set, `/readyz` and every `/v1` route answer 503.
 
+pub mod auth;
 mod console;
 mod dashboards;
 mod error;
@@ -43,30 +44,42 @@ struct Inner {
     console_dir: Option<std::path::PathBuf>,
     /// Running push queries, for clients that reconnect.
     push: push::PushSessions,
+    /// Tokens and console sessions (shared with the other listeners).
+    auth: Arc<crate::auth::Auth>,
+    /// Allowed origins, public metrics, TLS.
+    security: auth::HttpSecurity,
+}
+
+/// How to build an [`ApiState`]; `Default` is an open server on loopback.
+#[derive(Default)]
+pub struct ApiOptions {
+    pub body_limit: usize,
+    /// Serve the console from this directory instead of the embedded copy.
+    pub console_dir: Option<std::path::PathBuf>,
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    pub security: auth::HttpSecurity,
 }
 
 impl ApiState {
     pub fn new(body_limit: usize) -> Self {
-        ApiState {
-            inner: Arc::new(Inner {
-                engine: OnceLock::new(),
-                body_limit,
-                metrics: Default::default(),
-                console_dir: None,
-                push: Default::default(),
-            }),
-        }
+        ApiState::configured(ApiOptions {
+            body_limit,
+            ..Default::default()
+        })
     }
 
-    /// Serves the console from `dir` (console development) rather than the embedded files.
-    pub fn with_console_dir(body_limit: usize, dir: std::path::PathBuf) -> Self {
+    pub fn configured(options: ApiOptions) -> Self {
         ApiState {
             inner: Arc::new(Inner {
                 engine: OnceLock::new(),
-                body_limit,
+                body_limit: options.body_limit,
                 metrics: Default::default(),
-                console_dir: Some(dir),
+                console_dir: options.console_dir,
                 push: Default::default(),
+                auth: options
+                    .auth
+                    .unwrap_or_else(|| Arc::new(crate::auth::Auth::off())),
+                security: options.security,
             }),
         }
     }
@@ -95,7 +108,7 @@ impl ApiState {
 /// All routes. A plain function so tests can call it without a socket.
 pub fn router(state: ApiState) -> Router {
     let body_limit = state.inner.body_limit;
-    Router::new()
+    let router = Router::new()
         .route("/v1/sql", post(sql::post_sql))
         .route("/v1/sql/stream", get(push::stream))
         .route("/v1/streams", get(streams::list))
@@ -124,13 +137,47 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/me", get(auth::me))
         .fallback(console::serve)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard));
+    let router = match cors(&state.inner.security.allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_request,
         ))
         .with_state(state)
+}
+
+/// CORS answers for the `--allowed-origins`, and none for anyone else.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("last-event-id"),
+            ])
+            .allow_credentials(true),
+    )
 }
 
 /// Counts requests and their latency per route and status.
@@ -153,11 +200,15 @@ async fn record_request(State(state): State<ApiState>, request: Request, next: N
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes requests in flight.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L>(
+    listener: L,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

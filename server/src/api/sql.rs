@@ -21,6 +21,7 @@ pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 pub async fn post_sql(
     State(state): State<ApiState>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -30,7 +31,8 @@ pub async fn post_sql(
             "expected a JSON body like {{\"sql\": \"SELECT 1\"}}: {e}"
         ))
     })?;
-    let mut results = match engine.execute_sql(&request.sql).await {
+    let principal = principal.map_or_else(crate::auth::Principal::anonymous, |p| p.0);
+    let mut results = match engine.execute_sql_as(&request.sql, &principal).await {
         Ok(results) => results,
         Err(mut e) => {
             // The statements before the failed one ran: say what they gave.

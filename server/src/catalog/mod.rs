@@ -129,6 +129,10 @@ pub struct QueryDef {
     /// watermark, by its event time (`None`: forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_ttl_ms: Option<i64>,
+    /// `WITH (state_limit = ...)`: the state the query may hold before it stops with a
+    /// message (`None`: the server's `--state-limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_limit_bytes: Option<u64>,
 }
 
 fn one() -> usize {

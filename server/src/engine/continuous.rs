@@ -71,6 +71,13 @@ impl Engine {
     ) -> Result<StatementResult> {
         ddl::validate_name(&name)?;
         let mut catalog = self.catalog.lock().await;
+        let running = self.queries.lock().len();
+        if running >= self.config.limits.max_continuous_queries {
+            return Err(Error::Limit(format!(
+                "{running} continuous queries are running, the most --max-continuous-queries \
+                 allows; drop one (SHOW QUERIES lists them) or raise the limit"
+            )));
+        }
         if self.name_taken(&name) {
             if if_not_exists {
                 return Ok(ok(format!("{name} already exists")));
@@ -138,6 +145,7 @@ impl Engine {
             emit_changes,
             dedup_retention_ms: options.dedup_retention_ms,
             state_ttl_ms: options.state_ttl_ms,
+            state_limit_bytes: options.state_limit_bytes,
         };
         check_regular_joins(&plan, &def)?;
         if def.dedup_retention_ms.is_some() && !plan.deduplicates() {
@@ -243,6 +251,11 @@ impl Engine {
             .wait_restored()
             .await
             .map_err(|e| Error::Internal(format!("restoring query {name}: {e}")))?;
+        let budget = query
+            .def
+            .state_limit_bytes
+            .unwrap_or(self.config.limits.state_limit_bytes);
+        tokio::spawn(watch_state(Arc::downgrade(&query), budget));
         self.queries.lock().insert(name, query);
         Ok(())
     }
@@ -858,4 +871,31 @@ fn check_regular_joins(plan: &ContinuousPlan, def: &QueryDef) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Stops a query whose state outgrows its budget (`state_limit`, or `--state-limit`)
+/// with a status that says so, before the process runs out of memory. Checked twice a
+/// second; ends with the query.
+async fn watch_state(query: std::sync::Weak<RunningQuery>, budget: u64) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let Some(query) = query.upgrade() else {
+            return;
+        };
+        if query.has_failed() {
+            return;
+        }
+        let held = query.state_bytes();
+        if held > budget {
+            query.stop_over_budget(format!(
+                "the query holds {} of state, more than its state_limit of {}; bound it \
+                 (a window, WITH (state_ttl = ...), fewer groups) or raise WITH (state_limit = \
+                 ...) / --state-limit, then create it again",
+                crate::limits::format_bytes(held),
+                crate::limits::format_bytes(budget)
+            ));
+            return;
+        }
+    }
 }

@@ -28,6 +28,15 @@ const DEFAULT_IDLE_TIMEOUT_MS: i64 = 5_000;
 
 impl Engine {
     pub(super) async fn create_stream(&self, create: CreateStream) -> Result<StatementResult> {
+        let max_columns = self.config.limits.max_columns;
+        if create.columns.len() > max_columns {
+            return Err(Error::Limit(format!(
+                "stream {} declares {} columns, more than the {max_columns} a stream may have \
+                 (--max-columns); keep wide records in a JSON or BYTEA column",
+                create.name,
+                create.columns.len()
+            )));
+        }
         if let Some(query) = &create.query {
             if !create.columns.is_empty() {
                 return Err(Error::Invalid(

@@ -33,6 +33,19 @@ pub enum Error {
     Log(#[from] LogError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The caller's role does not allow the statement.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Over one of the server's limits (SQL size, result size, partitions, ...); the
+    /// message names the flag that raises it.
+    #[error("{0}")]
+    Limit(String),
+    /// A query that needed more memory than `--query-memory` gives it.
+    #[error("{0}")]
+    ResourcesExhausted(String),
+    /// A statement cancelled by `--statement-timeout`.
+    #[error("{0}")]
+    Timeout(String),
     /// Weir is still recovering its data.
     #[error("Weir is starting up (recovering streams); retry shortly")]
     NotReady,
@@ -49,7 +62,11 @@ impl Error {
             | Error::Invalid(_)
             | Error::NotFound(_)
             | Error::AlreadyExists(_)
-            | Error::Decode(_) => true,
+            | Error::Decode(_)
+            | Error::Forbidden(_)
+            | Error::Limit(_)
+            | Error::ResourcesExhausted(_)
+            | Error::Timeout(_) => true,
             Error::DataFusion(e) => is_user_datafusion_error(e),
             Error::Log(_) | Error::Catalog(_) | Error::NotReady | Error::Internal(_) => false,
         }
@@ -58,6 +75,12 @@ impl Error {
     /// Classifies DataFusion errors: an unknown table is a not-found, the rest keep their kind.
     pub fn from_datafusion(e: DataFusionError) -> Error {
         let message = datafusion_message(&e);
+        if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+            return Error::ResourcesExhausted(format!(
+                "resources exhausted: the query needs more memory than --query-memory allows \
+                 ({message}); add filters or a LIMIT, or raise --query-memory"
+            ));
+        }
         if let Some(rest) = message.strip_prefix("table '")
             && let Some((name, _)) = rest.split_once("' not found")
         {

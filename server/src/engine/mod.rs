@@ -33,6 +33,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
+use crate::auth::Principal;
 use crate::catalog::Catalog;
 use crate::catalog::QueryKind;
 use crate::clock::Clock;
@@ -58,6 +59,8 @@ pub struct EngineConfig {
     pub storage: Option<String>,
     /// A ready checkpoint store, overriding `storage` (tests inject faults with it).
     pub checkpoint_store: Option<crate::runtime::checkpoint::CheckpointStore>,
+    /// Statement timeout, query memory, result and SQL sizes, ...
+    pub limits: crate::limits::Limits,
 }
 
 impl EngineConfig {
@@ -69,6 +72,7 @@ impl EngineConfig {
             checkpoint_interval: Duration::from_secs(1),
             storage: None,
             checkpoint_store: None,
+            limits: Default::default(),
         }
     }
 }
@@ -457,8 +461,55 @@ impl Engine {
         self.streams.read().values().cloned().collect()
     }
 
-    /// Runs `;`-separated statements in order, stopping at the first error.
+    /// Runs `;`-separated statements in order, stopping at the first error, for a caller
+    /// who may do everything (embedding, tests, the benchmark).
     pub async fn execute_sql(&self, sql: &str) -> Result<Vec<StatementResult>, StatementError> {
+        self.execute_sql_as(sql, &Principal::anonymous()).await
+    }
+
+    /// The server's limits.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.config.limits
+    }
+
+    /// Parses a SQL text after checking its size and nesting against the limits.
+    pub(crate) fn parse_checked(&self, sql: &str) -> Result<Vec<ParsedStatement>, StatementError> {
+        let limits = &self.config.limits;
+        let refuse = |message: String| StatementError {
+            index: 1,
+            line: 1,
+            column: 1,
+            error: Error::Limit(message),
+            completed: Vec::new(),
+        };
+        if sql.len() > limits.max_sql_bytes {
+            return Err(refuse(format!(
+                "the SQL text has {} bytes, more than the {} --max-sql-bytes allows; send \
+                 large data through ingest (POST /v1/streams/NAME/records) rather than INSERT, \
+                 or raise --max-sql-bytes",
+                sql.len(),
+                crate::limits::format_bytes(limits.max_sql_bytes as u64)
+            )));
+        }
+        let depth = crate::limits::nesting_depth(sql);
+        if depth > limits.max_sql_depth {
+            return Err(refuse(format!(
+                "the SQL text nests expressions {depth} deep (brackets and chained operators), \
+                 more than the {} --max-sql-depth allows; flatten it (e.g. IN (...) instead \
+                 of a chain of ORs), or raise --max-sql-depth",
+                limits.max_sql_depth
+            )));
+        }
+        parse_sql(sql).map_err(StatementError::parse)
+    }
+
+    /// Runs `;`-separated statements in order for `principal`: every statement is checked
+    /// against its role before the first one runs, so a refused text changes nothing.
+    pub async fn execute_sql_as(
+        &self,
+        sql: &str,
+        principal: &Principal,
+    ) -> Result<Vec<StatementResult>, StatementError> {
         if crate::sql::strip_emit(sql).1.is_some() && is_select(sql) {
             return Err(StatementError {
                 index: 1,
@@ -473,7 +524,8 @@ impl Engine {
                 completed: Vec::new(),
             });
         }
-        let statements = parse_sql(sql).map_err(StatementError::parse)?;
+        let statements = self.parse_checked(sql)?;
+        authorize(&statements, principal)?;
         let mut results = Vec::with_capacity(statements.len());
         for ParsedStatement {
             statement,
@@ -580,7 +632,27 @@ impl Engine {
         .map_err(Error::Invalid)
     }
 
+    /// Plans and runs a DataFusion statement within `--statement-timeout`.
     async fn run_datafusion(
+        &self,
+        statement: DFStatement,
+        params: Option<Vec<ScalarValue>>,
+    ) -> Result<StatementResult> {
+        let run = self.run_datafusion_unbounded(statement, params);
+        match self.config.limits.statement_timeout {
+            None => run.await,
+            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                Err(Error::Timeout(format!(
+                    "canceling statement due to statement timeout: it ran longer than the {} \
+                     --statement-timeout allows; narrow the query, or raise the limit \
+                     (--statement-timeout 0 for none)",
+                    humantime_ms(limit.as_millis() as u64)
+                )))
+            }),
+        }
+    }
+
+    async fn run_datafusion_unbounded(
         &self,
         statement: DFStatement,
         params: Option<Vec<ScalarValue>>,
@@ -594,13 +666,18 @@ impl Engine {
         }
         let is_insert =
             matches!(&plan, LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)));
-        let frame = self
-            .session
-            .execute_logical_plan(plan)
-            .await
-            .map_err(Error::from_datafusion)?;
+        let frame = match &plan {
+            // Session statements (SET, CREATE VIEW, ...) change the shared session.
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => self
+                .session
+                .execute_logical_plan(plan)
+                .await
+                .map_err(Error::from_datafusion)?,
+            // A query gets its own memory pool of --query-memory bytes.
+            _ => datafusion::dataframe::DataFrame::new(self.query_state()?, plan),
+        };
         let schema = frame.schema().as_arrow().clone();
-        let batches = frame.collect().await.map_err(Error::from_datafusion)?;
+        let batches = self.collect_limited(frame).await?;
         if is_insert {
             let rows: u64 = batches
                 .iter()
@@ -617,6 +694,69 @@ impl Engine {
             batches,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// The session state a bounded query runs with: the shared catalog and functions,
+    /// and a memory pool of its own, `--query-memory` bytes, that sorts, joins and
+    /// aggregates spill or fail against.
+    fn query_state(&self) -> Result<datafusion::execution::SessionState> {
+        use datafusion::execution::memory_pool::FairSpillPool;
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(
+                self.config.limits.query_memory_bytes,
+            )))
+            .build_arc()
+            .map_err(Error::from_datafusion)?;
+        Ok(
+            datafusion::execution::SessionStateBuilder::new_from_existing(self.session.state())
+                .with_runtime_env(runtime)
+                .build(),
+        )
+    }
+
+    /// Collects a query's batches, refusing results over `--max-result-rows` or
+    /// `--max-result-bytes` as soon as they are, before more is held.
+    async fn collect_limited(
+        &self,
+        frame: datafusion::dataframe::DataFrame,
+    ) -> Result<Vec<RecordBatch>> {
+        use futures::StreamExt;
+        let limits = &self.config.limits;
+        // Every operator yields to the runtime now and then, so that a query that
+        // computes for long (a cross join feeding an aggregate never waits for input)
+        // still lets the statement timeout fire and a client that left cancel it.
+        let task = frame.task_ctx();
+        let physical = frame
+            .create_physical_plan()
+            .await
+            .map_err(Error::from_datafusion)?;
+        let physical = cooperative_everywhere(physical).map_err(Error::from_datafusion)?;
+        let mut stream = datafusion::physical_plan::execute_stream(physical, Arc::new(task))
+            .map_err(Error::from_datafusion)?;
+        let (mut batches, mut rows, mut bytes) = (Vec::new(), 0usize, 0usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(Error::from_datafusion)?;
+            rows += batch.num_rows();
+            bytes += batch.get_array_memory_size();
+            if rows > limits.max_result_rows {
+                return Err(Error::Limit(format!(
+                    "the result has more than {} rows, the most --max-result-rows allows in one \
+                     answer; add a LIMIT or an aggregate, page with OFFSET, or raise \
+                     --max-result-rows",
+                    limits.max_result_rows
+                )));
+            }
+            if bytes > limits.max_result_bytes {
+                return Err(Error::Limit(format!(
+                    "the result is larger than {}, the most --max-result-bytes allows in one \
+                     answer; select fewer columns, add a LIMIT, or raise --max-result-bytes",
+                    crate::limits::format_bytes(limits.max_result_bytes as u64)
+                )));
+            }
+            batches.push(batch);
+        }
+        Ok(batches)
     }
 
     /// Appends a decoded request body to a stream; returns once it is durable.
@@ -636,6 +776,52 @@ impl Engine {
             partitions,
         })
     }
+}
+
+/// Wraps every operator of a physical plan in DataFusion's `CooperativeExec`, which
+/// takes from tokio's task budget per batch and yields when it is spent.
+fn cooperative_everywhere(
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> datafusion::common::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::physical_plan::coop::CooperativeExec;
+    plan.transform_up(|node| {
+        if node.children().is_empty() || node.is::<CooperativeExec>() {
+            Ok(Transformed::no(node))
+        } else {
+            Ok(Transformed::yes(Arc::new(CooperativeExec::new(node))))
+        }
+    })
+    .map(|t| t.data)
+}
+
+/// `300000` → `5m`, `1500` → `1500ms`.
+fn humantime_ms(ms: u64) -> String {
+    match ms {
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// Refuses the whole text when one of its statements needs more than the caller's role.
+pub(crate) fn authorize(
+    statements: &[ParsedStatement],
+    principal: &Principal,
+) -> Result<(), StatementError> {
+    for parsed in statements {
+        let (needed, action) = parsed.statement.required_role();
+        if let Err(denied) = principal.require(needed, action) {
+            return Err(StatementError {
+                index: parsed.index,
+                line: parsed.line,
+                column: parsed.column,
+                error: Error::Forbidden(denied.to_string()),
+                completed: Vec::new(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Whether the (last) statement of `sql` is a query rather than a CREATE ... AS.

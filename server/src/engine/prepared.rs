@@ -28,9 +28,10 @@ impl Engine {
         &self,
         sql: &str,
         params: Vec<ScalarValue>,
+        principal: &crate::auth::Principal,
     ) -> Result<Vec<StatementResult>, StatementError> {
         if params.is_empty() {
-            return self.execute_sql(sql).await;
+            return self.execute_sql_as(sql, principal).await;
         }
         let at_start = |error| StatementError {
             index: 1,
@@ -39,7 +40,8 @@ impl Engine {
             error,
             completed: Vec::new(),
         };
-        let mut statements = parse_sql(sql).map_err(StatementError::parse)?;
+        let mut statements = self.parse_checked(sql)?;
+        super::authorize(&statements, principal)?;
         if statements.len() != 1 {
             return Err(at_start(Error::Invalid(
                 "a statement with parameters ($1, ...) must be a single statement".into(),

@@ -100,6 +100,7 @@ impl Engine {
             emit_changes,
             dedup_retention_ms: None,
             state_ttl_ms: None,
+            state_limit_bytes: None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
         let query = RunningQuery::start(

@@ -23,9 +23,9 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use super::groups::Groups;
 use super::producers::{Batch, Check, Producers};
 use super::{decoded, encoded};
+use crate::auth::{Principal, Role};
 use crate::engine::Engine;
 use crate::stream::Stream;
 
@@ -44,6 +44,8 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetCommit, 2, 7),
     (ApiKey::OffsetFetch, 1, 7),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// Kafka's error codes Weir answers with.
@@ -56,22 +58,27 @@ const INVALID_REQUEST: i16 = 42;
 const UNSUPPORTED_VERSION: i16 = 35;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 
 /// The one broker's id.
 const BROKER: BrokerId = BrokerId(0);
 
 /// Answers one request; `None` when the request wants no response (Produce, acks 0).
 #[allow(clippy::too_many_arguments)]
-pub async fn handle(
-    engine: &Arc<Engine>,
-    groups: &Groups,
-    producers: &Producers,
+pub(super) async fn handle(
+    shared: &super::Shared,
     client: &str,
-    advertised: SocketAddr,
+    principal: Option<&Principal>,
     key: ApiKey,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Option<Bytes>, String> {
+    let (engine, groups, producers, advertised) = (
+        &shared.engine,
+        &*shared.groups,
+        &*shared.producers,
+        shared.advertised,
+    );
     let served = SUPPORTED
         .iter()
         .find(|(k, _, _)| *k == key)
@@ -92,7 +99,12 @@ pub async fn handle(
         ApiKey::Fetch => fetch(engine, version, decoded(body, version)?)
             .await
             .map(Some),
-        ApiKey::Produce => produce(engine, producers, version, decoded(body, version)?).await,
+        ApiKey::Produce => {
+            let refused = principal
+                .and_then(|p| p.require(Role::Write, "producing").err())
+                .map(|denied| denied.to_string());
+            produce(engine, producers, version, decoded(body, version)?, refused).await
+        }
         ApiKey::InitProducerId => {
             init_producer_id(producers, version, decoded(body, version)?).map(Some)
         }
@@ -367,32 +379,39 @@ fn init_producer_id(
     encoded(&response, version)
 }
 
+/// Appends what a Produce request carries; `refused` (the caller may not produce)
+/// answers every partition with TOPIC_AUTHORIZATION_FAILED instead.
 async fn produce(
     engine: &Arc<Engine>,
     producers: &Producers,
     version: i16,
     request: ProduceRequest,
+    refused: Option<String>,
 ) -> Result<Option<Bytes>, String> {
     let mut responses = Vec::new();
     for topic in request.topic_data {
         let mut partitions = Vec::new();
         for data in topic.partition_data {
             let answer = PartitionProduceResponse::default().with_index(data.index);
-            let answer =
-                match produce_partition(engine, producers, &topic.name, data.index, data.records)
-                    .await
-                {
-                    Ok(base) => answer.with_base_offset(base),
-                    Err((code, message)) => {
-                        if code == INVALID_RECORD {
-                            tracing::info!("kafka produce to {}: {message}", topic.name.0);
-                        }
-                        answer
-                            .with_error_code(code)
-                            .with_base_offset(-1)
-                            .with_error_message(Some(StrBytes::from_string(message)))
+            let outcome = match &refused {
+                Some(message) => Err((TOPIC_AUTHORIZATION_FAILED, message.clone())),
+                None => {
+                    produce_partition(engine, producers, &topic.name, data.index, data.records)
+                        .await
+                }
+            };
+            let answer = match outcome {
+                Ok(base) => answer.with_base_offset(base),
+                Err((code, message)) => {
+                    if code == INVALID_RECORD {
+                        tracing::info!("kafka produce to {}: {message}", topic.name.0);
                     }
-                };
+                    answer
+                        .with_error_code(code)
+                        .with_base_offset(-1)
+                        .with_error_message(Some(StrBytes::from_string(message)))
+                }
+            };
             partitions.push(answer);
         }
         responses.push(

@@ -18,6 +18,7 @@ mod consumer;
 mod groups;
 mod handlers;
 mod producers;
+mod sasl;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,13 +26,31 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::engine::Engine;
 
 /// Largest request Weir reads (the Kafka broker's default `socket.request.max.bytes`).
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+/// What the Kafka listener enforces.
+pub struct KafkaOptions {
+    pub auth: Arc<crate::auth::Auth>,
+    /// TLS from the first byte (`security.protocol=SSL` or `SASL_SSL`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub limit: crate::net::ConnectionLimit,
+}
+
+impl KafkaOptions {
+    pub fn open() -> KafkaOptions {
+        KafkaOptions {
+            auth: Arc::new(crate::auth::Auth::off()),
+            tls: None,
+            limit: crate::net::ConnectionLimit::new("kafka", 4096),
+        }
+    }
+}
 
 /// Serves the Kafka protocol on `listener` until the task is dropped. `advertised` is
 /// the address Metadata gives clients for the one broker (this listener's).
@@ -40,34 +59,42 @@ pub async fn serve(
     engine: Arc<Engine>,
     advertised: SocketAddr,
     data_dir: std::path::PathBuf,
+    options: KafkaOptions,
 ) {
     let groups = Arc::new(groups::Groups::open(data_dir.join("kafka-offsets.json")));
     let producers = Arc::new(producers::Producers::new(engine.clock().now_ms()));
-    loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!("kafka listener: accept failed: {e}");
-                continue;
-            }
+    let auth = options.auth.clone();
+    let mut acceptor = crate::net::Acceptor::new(listener, options.tls, options.limit);
+    while let Some((socket, peer)) = acceptor.next().await {
+        let shared = Shared {
+            engine: engine.clone(),
+            groups: groups.clone(),
+            producers: producers.clone(),
+            auth: auth.clone(),
+            advertised,
         };
-        let (engine, groups, producers) = (engine.clone(), groups.clone(), producers.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection(socket, engine, groups, producers, advertised).await {
+            if let Err(e) = connection(socket, shared).await {
                 tracing::debug!(%peer, "kafka connection closed: {e}");
             }
         });
     }
 }
 
-async fn connection(
-    mut socket: TcpStream,
+/// What every connection of the listener shares.
+struct Shared {
     engine: Arc<Engine>,
     groups: Arc<groups::Groups>,
     producers: Arc<producers::Producers>,
+    auth: Arc<crate::auth::Auth>,
     advertised: SocketAddr,
-) -> Result<(), String> {
-    socket.set_nodelay(true).ok();
+}
+
+async fn connection<S>(mut socket: S, shared: Shared) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut sasl = sasl::Sasl::default();
     loop {
         let size = match socket.read_i32().await {
             Ok(n) => n,
@@ -96,11 +123,43 @@ async fn connection(
             .as_ref()
             .map_or("", |c| c.as_str())
             .to_string();
-        let reply = handlers::handle(
-            &engine, &groups, &producers, &client, advertised, key, version, &mut body,
-        )
-        .await
-        .map_err(|e| format!("{key:?} v{version}: {e}"))?;
+        let mut close = false;
+        let reply = match key {
+            ApiKey::SaslHandshake => Some(
+                sasl.handshake(&shared.auth, version, decoded(&mut body, version)?)
+                    .map_err(|e| format!("{key:?} v{version}: {e}"))?,
+            ),
+            ApiKey::SaslAuthenticate => {
+                let step = sasl
+                    .authenticate(&shared.auth, version, decoded(&mut body, version)?)
+                    .map_err(|e| format!("{key:?} v{version}: {e}"))?;
+                close = step.close;
+                Some(step.reply)
+            }
+            ApiKey::ApiVersions => {
+                handlers::handle(&shared, &client, None, key, version, &mut body)
+                    .await
+                    .map_err(|e| format!("{key:?} v{version}: {e}"))?
+            }
+            _ => {
+                let principal = match (&sasl.principal, shared.auth.is_enabled()) {
+                    (Some(p), _) => p.clone(),
+                    (None, false) => crate::auth::Principal::anonymous(),
+                    (None, true) => {
+                        tracing::info!(
+                            client,
+                            "kafka {key:?} before SASL authentication: closing the connection \
+                             (this Weir needs security.protocol=SASL_PLAINTEXT or SASL_SSL with \
+                             sasl.mechanism=PLAIN or SCRAM-SHA-256, user = a token's name)"
+                        );
+                        return Err("unauthenticated request".into());
+                    }
+                };
+                handlers::handle(&shared, &client, Some(&principal), key, version, &mut body)
+                    .await
+                    .map_err(|e| format!("{key:?} v{version}: {e}"))?
+            }
+        };
         let Some(reply) = reply else {
             continue; // acks = 0: no response
         };
@@ -123,6 +182,10 @@ async fn connection(
             .write_all(framed.chunk())
             .await
             .map_err(|e| e.to_string())?;
+        socket.flush().await.map_err(|e| e.to_string())?;
+        if close {
+            return Err("SASL authentication failed".into());
+        }
     }
 }
 

@@ -24,6 +24,10 @@ pub fn sqlstate(error: &Error) -> &'static str {
         }
         Error::DataFusion(e) => datafusion_sqlstate(e),
         Error::NotReady => "57P03",
+        Error::Forbidden(_) => "42501",
+        Error::Limit(_) => "54000",
+        Error::ResourcesExhausted(_) => "53200",
+        Error::Timeout(_) => "57014",
         Error::Log(_) | Error::Catalog(_) | Error::Internal(_) => "XX000",
     }
 }

@@ -26,6 +26,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyDone, CopyOutResponse};
 use pgwire::messages::response::CommandComplete;
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::encode::{copy_rows, result_response, single_text};
@@ -33,28 +34,76 @@ use super::errors::{error_info, pg_error_info, statement_error, user_error};
 use super::params::{arrow_type_of, parameter_value};
 use super::session::{Session, session_statement};
 use super::split::{Piece, copy_to_stdout, is_catalog_query, split_statements};
+use crate::auth::Principal;
 use crate::engine::{Engine, StatementResult, pg_setting};
 
 /// Batches a push query may buffer for a slow client.
 const PUSH_BUFFER: usize = 16;
 
-/// The startup handshake: no password yet (authentication is a later step), the
+/// The startup handshake: the password (a token's secret, asked for in clear text —
+/// use TLS, `sslmode=require`, beyond loopback) when authentication is on, the
 /// session's parameters, and a registration for cancel requests.
 pub struct Startup {
     connections: Arc<ConnectionManager>,
     pids: RandomPidSecretKeyGenerator,
     parameters: DefaultServerParameterProvider,
+    auth: Arc<crate::auth::Auth>,
 }
 
+/// Where a connection's principal is kept among the client's metadata.
+const TOKEN_NAME: &str = "weir.token";
+const TOKEN_ROLE: &str = "weir.role";
+
 impl Startup {
-    pub fn new(connections: Arc<ConnectionManager>) -> Self {
+    pub fn new(connections: Arc<ConnectionManager>, auth: Arc<crate::auth::Auth>) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = format!("{} (Weir)", crate::engine::SERVER_VERSION);
         Startup {
             connections,
             pids: RandomPidSecretKeyGenerator::default(),
             parameters,
+            auth,
         }
+    }
+
+    async fn finish<C>(&self, client: &mut C, principal: Principal) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client
+            .metadata_mut()
+            .insert(TOKEN_NAME.into(), principal.name.clone());
+        client
+            .metadata_mut()
+            .insert(TOKEN_ROLE.into(), principal.role.as_str().into());
+        let (pid, key) = self.pids.generate(&*client);
+        client.set_pid_and_secret_key(pid, key.clone());
+        let (handle, guard) = self.connections.register(pid, key);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert::<ConnectionGuard>(guard);
+        finish_authentication(client, &self.parameters).await
+    }
+}
+
+/// The principal a connection authenticated as (everyone may do everything when
+/// authentication is off).
+pub fn principal_of<C: ClientInfo>(client: &C) -> Principal {
+    let metadata = client.metadata();
+    match (
+        metadata.get(TOKEN_NAME),
+        metadata
+            .get(TOKEN_ROLE)
+            .and_then(|r| crate::auth::Role::parse(r)),
+    ) {
+        (Some(name), Some(role)) => Principal {
+            name: name.clone(),
+            role,
+        },
+        _ => Principal::anonymous(),
     }
 }
 
@@ -70,17 +119,49 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let PgWireFrontendMessage::Startup(ref startup) = message {
-            protocol_negotiation(client, startup).await?;
-            save_startup_parameters_to_metadata(client, startup);
-            let (pid, key) = self.pids.generate(&*client);
-            client.set_pid_and_secret_key(pid, key.clone());
-            let (handle, guard) = self.connections.register(pid, key);
-            client
-                .session_extensions()
-                .insert::<Arc<ConnectionHandle>>(handle);
-            client.session_extensions().insert::<ConnectionGuard>(guard);
-            finish_authentication(client, &self.parameters).await?;
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                if self.auth.is_enabled() {
+                    client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                    client
+                        .send(PgWireBackendMessage::Authentication(
+                            Authentication::CleartextPassword,
+                        ))
+                        .await?;
+                } else {
+                    self.finish(client, Principal::anonymous()).await?;
+                }
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let password = password.into_password()?;
+                match self.auth.check_secret(Some(&password.password)) {
+                    Ok(principal) => {
+                        tracing::debug!(token = %principal.name, "postgres login");
+                        self.finish(client, principal).await?;
+                    }
+                    Err(denied) => {
+                        let user = client
+                            .metadata()
+                            .get(pgwire::api::METADATA_USER)
+                            .cloned()
+                            .unwrap_or_default();
+                        tracing::info!(%user, "postgres login refused: {denied}");
+                        let error = ErrorInfo::new(
+                            "FATAL".into(),
+                            "28P01".into(),
+                            format!(
+                                "password authentication failed for user \"{user}\": {denied} \
+                                 (the password is a Weir token)"
+                            ),
+                        );
+                        // FATAL: pgwire sends it and closes the connection.
+                        return Err(PgWireError::UserError(Box::new(error)));
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -166,7 +247,7 @@ impl PgService {
             // A bounded COPY (a push query is streamed by `copy_push`).
             let results = self
                 .engine
-                .execute_sql(select)
+                .execute_sql_as(select, &principal_of(client))
                 .await
                 .map_err(|e| statement_error(&e, text, piece.offset_chars))?;
             return match results.into_iter().last() {
@@ -220,7 +301,11 @@ impl PgService {
                 return Ok(responses);
             }
         }
-        match self.engine.execute_sql(text).await {
+        match self
+            .engine
+            .execute_sql_as(text, &principal_of(client))
+            .await
+        {
             Ok(results) => results
                 .into_iter()
                 .map(|r| result_response(text, r, &Format::UnifiedText))
@@ -530,7 +615,7 @@ impl ExtendedQueryHandler for PgService {
             .collect::<PgWireResult<Vec<_>>>()?;
         let results = self
             .engine
-            .execute_with_params(&statement.sql, params)
+            .execute_with_params(&statement.sql, params, &principal_of(client))
             .await
             .map_err(|e| {
                 PgWireError::UserError(Box::new(statement_error(&e, &statement.sql, 0)))

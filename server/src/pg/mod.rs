@@ -62,12 +62,31 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
+/// What the Postgres listener enforces.
+pub struct PgOptions {
+    pub auth: Arc<crate::auth::Auth>,
+    /// TLS for clients that ask for it (`sslmode=require`); without it they are told no.
+    pub tls: Option<pgwire::tokio::TlsAcceptor>,
+    pub limit: crate::net::ConnectionLimit,
+}
+
+impl PgOptions {
+    /// No authentication, no TLS, the default connection cap (tests, embedding).
+    pub fn open() -> PgOptions {
+        PgOptions {
+            auth: Arc::new(crate::auth::Auth::off()),
+            tls: None,
+            limit: crate::net::ConnectionLimit::new("postgres", 4096),
+        }
+    }
+}
+
 /// Serves Postgres clients on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, engine: Arc<Engine>) {
+pub async fn serve(listener: tokio::net::TcpListener, engine: Arc<Engine>, options: PgOptions) {
     let connections = Arc::new(ConnectionManager::new());
     let handlers = Arc::new(Handlers {
         service: Arc::new(PgService::new(engine)),
-        startup: Arc::new(handler::Startup::new(connections.clone())),
+        startup: Arc::new(handler::Startup::new(connections.clone(), options.auth)),
         cancel: Arc::new(DefaultCancelHandler::new(connections)),
     });
     loop {
@@ -79,9 +98,13 @@ pub async fn serve(listener: tokio::net::TcpListener, engine: Arc<Engine>) {
                 continue;
             }
         };
-        let handlers = handlers.clone();
+        let Some(permit) = options.limit.admit(peer) else {
+            continue;
+        };
+        let (handlers, tls) = (handlers.clone(), options.tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            let _permit = permit;
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                 tracing::debug!(%peer, "postgres connection ended: {e}");
             }
         });

@@ -544,6 +544,16 @@ impl RunningQuery {
         self.cancel.send_replace(true);
     }
 
+    /// Whether the query has stopped with an error.
+    pub fn has_failed(&self) -> bool {
+        self.error.lock().is_some()
+    }
+
+    /// Stops the query because it holds more state than it may; its status says why.
+    pub fn stop_over_budget(&self, message: String) {
+        self.fail(RuntimeError::Compute(message));
+    }
+
     pub fn stop(&self) {
         for task in self.tasks.lock().drain(..) {
             task.abort();

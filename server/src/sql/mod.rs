@@ -100,3 +100,70 @@ pub fn object_name(name: &ObjectName) -> String {
         .map(normalize_ident)
         .unwrap_or_default()
 }
+
+impl WeirStatement {
+    /// The role a caller needs to run this statement, and what to call it in a refusal.
+    pub fn required_role(&self) -> (crate::auth::Role, &'static str) {
+        use crate::auth::Role;
+        match self {
+            WeirStatement::ShowStreams
+            | WeirStatement::Describe { .. }
+            | WeirStatement::ShowQueries
+            | WeirStatement::ShowSinks
+            | WeirStatement::ShowMaterializedViews
+            | WeirStatement::ExplainContinuous(_) => (Role::Read, "a query"),
+            WeirStatement::Flush => (Role::Write, "FLUSH"),
+            WeirStatement::CreateStream(_) => (Role::Admin, "CREATE STREAM"),
+            WeirStatement::DropStream { .. } => (Role::Admin, "DROP STREAM"),
+            WeirStatement::CreateMaterializedView { .. } => {
+                (Role::Admin, "CREATE MATERIALIZED VIEW")
+            }
+            WeirStatement::DropMaterializedView { .. } => (Role::Admin, "DROP MATERIALIZED VIEW"),
+            WeirStatement::CreateSink { .. } => (Role::Admin, "CREATE SINK"),
+            WeirStatement::DropSink { .. } => (Role::Admin, "DROP SINK"),
+            WeirStatement::DataFusion(statement) => datafusion_role(statement),
+        }
+    }
+}
+
+/// Queries and SHOW read, INSERT writes, everything else (DDL, COPY TO files, SET of
+/// server options) is for admins.
+fn datafusion_role(statement: &DFStatement) -> (crate::auth::Role, &'static str) {
+    use crate::auth::Role;
+    use datafusion::sql::sqlparser::ast::Statement;
+    match statement {
+        DFStatement::Statement(s) => match s.as_ref() {
+            Statement::Query(_) => (Role::Read, "a query"),
+            Statement::Insert(_) => (Role::Write, "INSERT"),
+            Statement::ShowTables { .. }
+            | Statement::ShowColumns { .. }
+            | Statement::ShowVariable { .. }
+            | Statement::ShowFunctions { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ExplainTable { .. } => (Role::Read, "a query"),
+            Statement::Explain {
+                analyze, statement, ..
+            } => match statement.as_ref() {
+                Statement::Query(_) => (Role::Read, "EXPLAIN"),
+                Statement::Insert(_) if *analyze => (Role::Write, "EXPLAIN ANALYZE INSERT"),
+                _ if !*analyze => (Role::Read, "EXPLAIN"),
+                _ => (Role::Admin, "EXPLAIN ANALYZE"),
+            },
+            _ => (Role::Admin, "this statement"),
+        },
+        DFStatement::Explain(explain) => {
+            let (role, _) = datafusion_role(&explain.statement);
+            if explain.options.analyze {
+                (role, "EXPLAIN ANALYZE")
+            } else {
+                (crate::auth::Role::Read, "EXPLAIN")
+            }
+        }
+        DFStatement::CreateExternalTable(_) => (Role::Admin, "CREATE EXTERNAL TABLE"),
+        DFStatement::CopyTo(_) => (Role::Admin, "COPY ... TO (it writes files on the server)"),
+        _ => (Role::Admin, "this statement"),
+    }
+}

@@ -20,6 +20,9 @@ pub struct StreamOptions {
     /// Regular joins (no time bounds): how long past the watermark a row is held, by
     /// its event time (`None`: forever).
     pub state_ttl_ms: Option<i64>,
+    /// Continuous queries: the state they may hold before they stop (`None`: the
+    /// server's `--state-limit`).
+    pub state_limit_bytes: Option<u64>,
     /// Options later layers interpret (`start`, `late_data`, `connector`, ...), as text.
     pub other: Vec<(String, String)>,
 }
@@ -77,6 +80,13 @@ impl StreamOptions {
                     out.dedup_retention_ms = parse_optional_duration(&name, &text)?
                 }
                 "state_ttl" => out.state_ttl_ms = parse_optional_duration(&name, &text)?,
+                "state_limit" => {
+                    out.state_limit_bytes = Some(parse_bytes(&text).ok_or_else(|| {
+                        format!(
+                            "state_limit must be a size such as '1 GiB' or '512MiB', got {value}"
+                        )
+                    })?)
+                }
                 "retention_bytes" => {
                     out.retention_bytes = if is_unlimited(&text) {
                         None
@@ -96,7 +106,7 @@ impl StreamOptions {
                 other => {
                     return Err(format!(
                         "unknown option {other:?}; CREATE STREAM accepts partitions, key, retention, \
-                         retention_bytes, idle_timeout, dedup_retention, state_ttl, {}",
+                         retention_bytes, idle_timeout, dedup_retention, state_ttl, state_limit, {}",
                         PASS_THROUGH.join(", ")
                     ));
                 }
@@ -167,22 +177,9 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     Ok(ms)
 }
 
+/// A byte count such as `1073741824` or `1 GiB`.
 fn parse_bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" | "kib" => 1 << 10,
-        "mb" | "mib" => 1 << 20,
-        "gb" | "gib" => 1 << 30,
-        "tb" | "tib" => 1 << 40,
-        _ => return None,
-    };
-    n.checked_mul(scale)
+    crate::limits::parse_bytes(text).ok()
 }
 
 #[cfg(test)]
