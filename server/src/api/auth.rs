@@ -37,7 +37,7 @@ pub struct HttpSecurity {
 
 /// The Content-Security-Policy of the console's pages: its own scripts, styles and API
 /// only; no framing, no plugins, no inline script.
-pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 

@@ -79,14 +79,11 @@ impl From<Error> for ApiError {
             }
             Error::NotReady => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
             Error::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
-            Error::Limit(_) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded", message)
+            // Over a limit: the caller changes the request (or the operator the flag).
+            Error::Limit(_) => ApiError::new(StatusCode::BAD_REQUEST, "limit_exceeded", message),
+            Error::ResourcesExhausted(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "resources_exhausted", message)
             }
-            Error::ResourcesExhausted(_) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "resources_exhausted",
-                message,
-            ),
             Error::Timeout(_) => {
                 ApiError::new(StatusCode::REQUEST_TIMEOUT, "statement_timeout", message)
             }

@@ -154,7 +154,9 @@ impl Scram {
                 nonce = Some(v);
             }
         }
-        if nonce != Some(exchange.nonce.as_str())
+        // The nonce must end with the one the server sent: librdkafka repeats its own
+        // nonce in front of it, and Kafka's broker accepts that the same way.
+        if !nonce.is_some_and(|n| n.ends_with(&exchange.nonce))
             || binding.and_then(|b| B64.decode(b).ok()) != Some(exchange.gs2_header.clone().into())
         {
             return Err(failed());

@@ -196,7 +196,10 @@ fn views_and_derived_streams_are_exact_after_kill_9() {
           SELECT auction, bidder, price, date_time FROM bids WHERE price % 7 = 0";
     const VIEW: &str = "SELECT window_start, bucket, n, total FROM per_second ORDER BY 1, 2";
     const WINDOWS: &str = "SELECT window_start, n, highest FROM per_second_out ORDER BY 1";
-    const PRICEY: &str = "SELECT count(*), count(DISTINCT (auction, bidder, price, date_time)), sum(price) FROM pricey";
+    // count(DISTINCT (a, b, ...)) of struct values is over-counted by DataFusion 55's
+    // memory accounting (each value reports its whole batch), so --query-memory would
+    // refuse it; the concatenation counts the same rows.
+    const PRICEY: &str = "SELECT count(*), count(DISTINCT concat_ws(',', auction, bidder, price, date_time)), sum(price) FROM pricey";
     let args = ["--checkpoint-interval", "100ms"];
 
     let reference_dir = tempfile::tempdir().unwrap();

@@ -13,4 +13,5 @@ mod http;
 mod kafka;
 mod pg;
 mod s3;
+mod security;
 mod server;

@@ -15,6 +15,8 @@ pub struct Weir {
     /// The Kafka listener's port, when it serves one.
     pub kafka_port: Option<u16>,
     pub client: reqwest::blocking::Client,
+    /// Every line the server logged so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Weir {
@@ -37,7 +39,10 @@ impl Weir {
             .expect("start weir");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
+            let log = lines;
             let mut sent = false;
             let (mut pg_port, mut kafka_port) = (None, None);
             // The port in "... protocol on 127.0.0.1:PORT ...".
@@ -52,7 +57,8 @@ impl Weir {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 pg_port = pg_port.or(port_after(&line, "Postgres protocol on "));
                 kafka_port = kafka_port.or(port_after(&line, "Kafka protocol on "));
-                if !sent && let Some(at) = line.find("ready at http://") {
+                log.lock().unwrap().push(line.clone());
+                if !sent && let Some(at) = line.find("ready at http") {
                     let url: String = line[at + "ready at ".len()..]
                         .split_whitespace()
                         .next()
@@ -82,7 +88,13 @@ impl Weir {
             pg_port,
             kafka_port,
             client,
+            log,
         }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 
     /// `POST /v1/sql`; returns status and JSON body.
