@@ -440,6 +440,38 @@ await step('works at phone width', async () => {
   await shot('phone-dashboard');
 });
 
+await step('with a token: the login page, a wrong token, then the console through its session cookie', async () => {
+  const secret = 'e2e-secret-0123456789';
+  const securedDir = mkdtempSync(join(tmpdir(), 'weir-e2e-secured-'));
+  const secured = await startWeir(securedDir, { extraArgs: ['--pg-listen', 'off', '--auth-token', `ops:admin:${secret}`] });
+  try {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(secured.url + '/');
+    const login = page.locator('form.login-card');
+    await login.waitFor();
+    await shot('login');
+    allowedHttpErrors += 1; // the wrong token's 401
+    await login.getByLabel('Token').fill('not-the-token-at-all');
+    await login.getByRole('button', { name: 'Log in' }).click();
+    await login.locator('.error-box').getByText('not valid').waitFor();
+    await login.getByLabel('Token').fill(secret);
+    await login.getByRole('button', { name: 'Log in' }).click();
+    await page.locator('.work .cm-content').waitFor();
+    const who = await page.locator('.who').innerText();
+    assert(who.includes('ops') && who.includes('admin'), `the header says ${who}`);
+    // The session cookie is HttpOnly: no script of the page can read it.
+    const visible = await page.evaluate(() => document.cookie);
+    assert(!visible.includes('weir_session'), `document.cookie shows ${visible}`);
+    const cookies = await page.context().cookies(secured.url);
+    assert(cookies.some((c) => c.name === 'weir_session' && c.httpOnly && c.sameSite === 'Strict'), 'no HttpOnly SameSite=Strict session cookie');
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await login.waitFor();
+  } finally {
+    await secured.stop().catch(() => {});
+    rmSync(securedDir, { recursive: true, force: true });
+  }
+});
+
 await step('no browser console errors', async () => {
   assert(consoleErrors.length === 0, consoleErrors.join('\n'));
 });

@@ -21,8 +21,8 @@ export function weirBin() {
 }
 
 /** Starts the server; resolves to { url, stop(), log() } once it says it is ready. */
-export function startWeir(dataDir, { timeoutMs = 20000 } = {}) {
-  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir];
+export function startWeir(dataDir, { timeoutMs = 20000, extraArgs = [] } = {}) {
+  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs];
   if (process.env.WEIR_E2E_CONSOLE_DIR) args.push('--console-dir', consoleDist);
   const child = spawn(weirBin(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEIR_LOG: process.env.WEIR_LOG ?? 'info' } });
   let output = '';

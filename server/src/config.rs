@@ -65,6 +65,8 @@ pub struct Config {
     pub max_sql_depth: Option<usize>,
     /// Continuous queries at once. Default 256.
     pub max_continuous_queries: Option<usize>,
+    /// Columns of one stream. Default 1000.
+    pub max_columns: Option<usize>,
     /// Default state budget of a continuous query (`1GiB`); a query's
     /// `WITH (state_limit = ...)` overrides it. Default a quarter of the machine's memory.
     pub state_limit: Option<String>,
@@ -110,6 +112,7 @@ impl Default for Config {
             max_sql_bytes: None,
             max_sql_depth: None,
             max_continuous_queries: None,
+            max_columns: None,
             state_limit: None,
         }
     }
@@ -202,6 +205,9 @@ impl Config {
         }
         if let Some(v) = self.max_continuous_queries {
             limits.max_continuous_queries = v;
+        }
+        if let Some(v) = self.max_columns {
+            limits.max_columns = v;
         }
         if let Some(v) = &self.state_limit {
             limits.state_limit_bytes = bytes("state-limit", v)?;

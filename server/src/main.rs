@@ -197,6 +197,9 @@ struct ServeArgs {
     /// (a + b + ...) [default: 1000]
     #[arg(long, env = "WEIR_MAX_SQL_DEPTH")]
     max_sql_depth: Option<usize>,
+    /// Columns of one stream [default: 1000]
+    #[arg(long, env = "WEIR_MAX_COLUMNS")]
+    max_columns: Option<usize>,
     /// Continuous queries (views, derived streams, push queries) at once [default: 256]
     #[arg(long, env = "WEIR_MAX_CONTINUOUS_QUERIES")]
     max_continuous_queries: Option<usize>,
@@ -293,6 +296,7 @@ impl ServeArgs {
             max_sql_bytes,
             max_sql_depth,
             max_continuous_queries,
+            max_columns,
             state_limit
         );
         config.limits()?;
@@ -442,16 +446,19 @@ async fn serve(config: Config) -> Result<(), String> {
     let _pg = match pg_listener {
         Some(listener) => {
             let at = listener.local_addr().map_err(|e| e.to_string())?;
-            tracing::info!(
-                "Postgres protocol on {at} (psql -h {} -p {} -d weir{})",
-                at.ip(),
-                at.port(),
-                if tls.is_some() {
-                    " sslmode=require"
-                } else {
-                    ""
-                }
-            );
+            if tls.is_some() {
+                tracing::info!(
+                    "Postgres protocol on {at} (psql \"host={} port={} dbname=weir sslmode=require\")",
+                    at.ip(),
+                    at.port()
+                );
+            } else {
+                tracing::info!(
+                    "Postgres protocol on {at} (psql -h {} -p {} -d weir)",
+                    at.ip(),
+                    at.port()
+                );
+            }
             Some(AbortOnDrop(tokio::spawn(weir::pg::serve(
                 listener,
                 engine.clone(),
