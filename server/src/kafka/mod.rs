@@ -108,16 +108,7 @@ where
             .read_exact(&mut frame)
             .await
             .map_err(|e| e.to_string())?;
-        let mut body = Bytes::from(frame);
-        let (api_key, version) = (
-            i16::from_be_bytes([body[0], body[1]]),
-            i16::from_be_bytes([body[2], body[3]]),
-        );
-        let Ok(key) = ApiKey::try_from(api_key) else {
-            return Err(format!("unknown API key {api_key}"));
-        };
-        let header = RequestHeader::decode(&mut body, key.request_header_version(version))
-            .map_err(|e| format!("{key:?} v{version}: bad request header: {e}"))?;
+        let (key, version, header, mut body) = request_header(Bytes::from(frame))?;
         let client = header
             .client_id
             .as_ref()
@@ -187,6 +178,44 @@ where
             return Err("SASL authentication failed".into());
         }
     }
+}
+
+/// Splits a request frame (without its length prefix) into its API, version, header
+/// and body.
+fn request_header(frame: Bytes) -> Result<(ApiKey, i16, RequestHeader, Bytes), String> {
+    if frame.len() < 4 {
+        return Err(format!("a request of {} bytes has no header", frame.len()));
+    }
+    let mut body = frame;
+    let (api_key, version) = (
+        i16::from_be_bytes([body[0], body[1]]),
+        i16::from_be_bytes([body[2], body[3]]),
+    );
+    let Ok(key) = ApiKey::try_from(api_key) else {
+        return Err(format!("unknown API key {api_key}"));
+    };
+    let header = RequestHeader::decode(&mut body, key.request_header_version(version))
+        .map_err(|e| format!("{key:?} v{version}: bad request header: {e}"))?;
+    Ok((key, version, header, body))
+}
+
+/// Reads one request frame as the listener does: its header, its body as the request
+/// of its API, and for Produce the record batches it carries. For the fuzzer: whatever
+/// the bytes, an error and never a panic.
+pub fn decode_request(frame: &[u8]) -> Result<(), String> {
+    use kafka_protocol::messages::RequestKind;
+    let (key, version, _, mut body) = request_header(Bytes::copy_from_slice(frame))?;
+    let request = RequestKind::decode(key, &mut body, version).map_err(|e| e.to_string())?;
+    if let RequestKind::Produce(produce) = request {
+        for topic in produce.topic_data {
+            for partition in topic.partition_data {
+                let mut records = partition.records.unwrap_or_default();
+                kafka_protocol::records::RecordBatchDecoder::decode_all(&mut records)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Encodes a response body at `version`.
