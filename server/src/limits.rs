@@ -152,8 +152,13 @@ pub fn nesting_depth(sql: &str) -> usize {
             }
             b',' | b';' => *levels.last_mut().expect("never empty") = 0,
             b'\'' | b'"' => {
+                // E'...' (Postgres escape strings) take backslash escapes, \' included.
+                let escapes = crate::sql::opens_escape_string(bytes, i);
                 i += 1;
                 while i < bytes.len() && bytes[i] != c {
+                    if escapes && bytes[i] == b'\\' {
+                        i += 1;
+                    }
                     i += 1;
                 }
             }

@@ -426,6 +426,7 @@ async fn serve(config: Config) -> Result<(), String> {
             allowed_origins: config.allowed_origins.clone(),
             metrics_public: config.metrics_public,
             tls: tls.is_some(),
+            loopback_only: address.ip().is_loopback(),
         },
     });
     let http = weir::net::Acceptor::new(
@@ -464,6 +465,7 @@ async fn serve(config: Config) -> Result<(), String> {
                 engine.clone(),
                 weir::pg::PgOptions {
                     auth: auth.clone(),
+                    require_tls: other_tls.is_some(),
                     tls: other_tls.clone(),
                     limit: weir::net::ConnectionLimit::new("postgres", config.max_connections),
                 },

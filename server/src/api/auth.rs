@@ -33,6 +33,53 @@ pub struct HttpSecurity {
     pub metrics_public: bool,
     /// Served over TLS: cookies are `Secure`.
     pub tls: bool,
+    /// Listening on loopback only: then, without tokens, requests must name a loopback
+    /// host, so that a web page cannot rebind its own domain to 127.0.0.1 and reach Weir.
+    pub loopback_only: bool,
+}
+
+/// Refuses a request whose `Host` is not a loopback name on a server that relies on
+/// listening on loopback (no tokens): DNS rebinding makes a page's own domain resolve
+/// to 127.0.0.1, and the browser then sends that domain as the Host.
+fn check_host(
+    request: &Request,
+    security: &HttpSecurity,
+    auth_enabled: bool,
+) -> Result<(), ApiError> {
+    if auth_enabled || !security.loopback_only {
+        return Ok(());
+    }
+    let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(()); // HTTP/1.0 without Host: not a browser
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let allowed = security.allowed_origins.iter().any(|o| {
+        o.split_once("://")
+            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+    });
+    if loopback || allowed {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden_host",
+        format!(
+            "a request for host {host:?} reached this Weir, which listens on loopback without \
+             a token; open it as http://127.0.0.1:PORT or http://localhost:PORT (a web page \
+             may be rebinding its domain to this machine), or give Weir --auth-token"
+        ),
+    ))
 }
 
 /// The Content-Security-Policy of the console's pages: its own scripts, styles and API
@@ -159,7 +206,9 @@ fn forbidden_origin(origin: &str) -> ApiError {
 /// The middleware in front of every route.
 pub async fn guard(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
     let security = &state.inner.security;
-    if let Err(e) = check_origin(&request, security) {
+    if let Err(e) = check_host(&request, security, state.inner.auth.is_enabled())
+        .and_then(|()| check_origin(&request, security))
+    {
         return e.into_response();
     }
     let Some((needed, action)) = required_role(request.method(), request.uri().path(), security)

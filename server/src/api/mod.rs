@@ -1,6 +1,10 @@
 //! The HTTP API (see design/HTTP.md): routes, error mapping, content negotiation and
 //! metrics. Business rules live in the engine; handlers translate requests to engine calls.
 //!
+//! Every request passes [`auth::guard`] first: the browser-safety checks (Origin,
+//! Sec-Fetch-Site), then the caller's token or console session and the role the route
+//! needs (see [`crate::auth`]).
+//!
 //! Start-up: the server listens before recovery finishes so `/healthz` answers at once;
 //! until the engine is set, `/readyz` and every `/v1` route answer 503.
 

@@ -173,13 +173,19 @@ impl Token {
         })
     }
 
-    /// `NAME:ROLE:SECRET`, or a bare `SECRET` for an admin token named `admin`.
+    /// `NAME:ROLE:SECRET`, or a bare `SECRET` (with at most one `:`) for an admin token
+    /// named `admin`.
     pub fn from_flag(text: &str) -> Result<Token, String> {
         let text = text.trim();
         let mut parts = text.splitn(3, ':');
-        if let (Some(name), Some(role), Some(secret)) = (parts.next(), parts.next(), parts.next())
-            && let Some(role) = Role::parse(role)
-        {
+        if let (Some(name), Some(role), Some(secret)) = (parts.next(), parts.next(), parts.next()) {
+            // NAME:ROLE:SECRET; a misspelt role must not make an admin token.
+            let role = Role::parse(role).ok_or_else(|| {
+                format!(
+                    "token {name:?} has role {role:?}; use read, write or admin \
+                     (NAME:ROLE:SECRET)"
+                )
+            })?;
             return Token::new(name, role, secret, None);
         }
         Token::new("admin", Role::Admin, text, None)
@@ -479,6 +485,11 @@ mod tests {
         assert_eq!((t.name.as_str(), t.role), ("ci", Role::Write));
         let t = Token::from_flag("0123456789abcdef:x").unwrap();
         assert_eq!((t.name.as_str(), t.role), ("admin", Role::Admin));
+        assert!(
+            Token::from_flag("ci:wrte:0123456789abcdef")
+                .unwrap_err()
+                .contains("wrte")
+        );
         assert!(Token::from_flag("short").unwrap_err().contains("at least"));
         assert!(!format!("{t:?}").contains("0123456789abcdef"));
     }

@@ -23,6 +23,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 impl Engine {
     /// Plans a continuous query's SELECT (it is not started).
     pub(super) async fn plan_select(&self, select: &str) -> Result<ContinuousPlan> {
+        self.check_sql_limits(select)?;
         let statements = crate::sql::parse_sql(select).map_err(|e| Error::Parse {
             message: e.message,
             position: e.position,
@@ -71,13 +72,7 @@ impl Engine {
     ) -> Result<StatementResult> {
         ddl::validate_name(&name)?;
         let mut catalog = self.catalog.lock().await;
-        let running = self.queries.lock().len();
-        if running >= self.config.limits.max_continuous_queries {
-            return Err(Error::Limit(format!(
-                "{running} continuous queries are running, the most --max-continuous-queries \
-                 allows; drop one (SHOW QUERIES lists them) or raise the limit"
-            )));
-        }
+        self.check_query_count()?;
         if self.name_taken(&name) {
             if if_not_exists {
                 return Ok(ok(format!("{name} already exists")));
@@ -876,7 +871,7 @@ fn check_regular_joins(plan: &ContinuousPlan, def: &QueryDef) -> Result<()> {
 /// Stops a query whose state outgrows its budget (`state_limit`, or `--state-limit`)
 /// with a status that says so, before the process runs out of memory. Checked twice a
 /// second; ends with the query.
-async fn watch_state(query: std::sync::Weak<RunningQuery>, budget: u64) {
+pub(super) async fn watch_state(query: std::sync::Weak<RunningQuery>, budget: u64) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
     loop {
         tick.tick().await;

@@ -138,6 +138,9 @@ pub struct Engine {
     relations: crate::planner::Relations,
     /// Running continuous queries by the name of what they write.
     queries: parking_lot::Mutex<std::collections::BTreeMap<String, Arc<RunningQuery>>>,
+    /// Push queries, while their subscribers hold them (counted against
+    /// `--max-continuous-queries`).
+    push_queries: parking_lot::Mutex<Vec<std::sync::Weak<RunningQuery>>>,
     session: SessionContext,
     retention_task: tokio::task::JoinHandle<()>,
     /// Copies the catalog to the checkpoint storage when it changes.
@@ -285,6 +288,7 @@ impl Engine {
             views,
             relations,
             queries: Default::default(),
+            push_queries: Default::default(),
             session,
             retention_task,
             mirror_task,
@@ -467,23 +471,36 @@ impl Engine {
         self.execute_sql_as(sql, &Principal::anonymous()).await
     }
 
+    /// Refuses one more continuous query (view, derived stream or push query) when
+    /// `--max-continuous-queries` are running.
+    pub(crate) fn check_query_count(&self) -> Result<()> {
+        let push = {
+            let mut push = self.push_queries.lock();
+            push.retain(|q| q.upgrade().is_some_and(|q| !q.has_failed()));
+            push.len()
+        };
+        let running = self.queries.lock().len() + push;
+        if running >= self.config.limits.max_continuous_queries {
+            return Err(Error::Limit(format!(
+                "{running} continuous queries are running (push queries included), the most \
+                 --max-continuous-queries allows; drop one (SHOW QUERIES lists them) or raise \
+                 the limit"
+            )));
+        }
+        Ok(())
+    }
+
     /// The server's limits.
     pub fn limits(&self) -> &crate::limits::Limits {
         &self.config.limits
     }
 
-    /// Parses a SQL text after checking its size and nesting against the limits.
-    pub(crate) fn parse_checked(&self, sql: &str) -> Result<Vec<ParsedStatement>, StatementError> {
+    /// Refuses a SQL text over `--max-sql-bytes` or nested deeper than `--max-sql-depth`;
+    /// every path from outside checks this before parsing.
+    pub fn check_sql_limits(&self, sql: &str) -> Result<()> {
         let limits = &self.config.limits;
-        let refuse = |message: String| StatementError {
-            index: 1,
-            line: 1,
-            column: 1,
-            error: Error::Limit(message),
-            completed: Vec::new(),
-        };
         if sql.len() > limits.max_sql_bytes {
-            return Err(refuse(format!(
+            return Err(Error::Limit(format!(
                 "the SQL text has {} bytes, more than the {} --max-sql-bytes allows; send \
                  large data through ingest (POST /v1/streams/NAME/records) rather than INSERT, \
                  or raise --max-sql-bytes",
@@ -493,13 +510,25 @@ impl Engine {
         }
         let depth = crate::limits::nesting_depth(sql);
         if depth > limits.max_sql_depth {
-            return Err(refuse(format!(
+            return Err(Error::Limit(format!(
                 "the SQL text nests expressions {depth} deep (brackets and chained operators), \
                  more than the {} --max-sql-depth allows; flatten it (e.g. IN (...) instead \
                  of a chain of ORs), or raise --max-sql-depth",
                 limits.max_sql_depth
             )));
         }
+        Ok(())
+    }
+
+    /// Parses a SQL text after checking its size and nesting against the limits.
+    pub(crate) fn parse_checked(&self, sql: &str) -> Result<Vec<ParsedStatement>, StatementError> {
+        self.check_sql_limits(sql).map_err(|error| StatementError {
+            index: 1,
+            line: 1,
+            column: 1,
+            error,
+            completed: Vec::new(),
+        })?;
         parse_sql(sql).map_err(StatementError::parse)
     }
 

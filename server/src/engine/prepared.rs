@@ -21,6 +21,9 @@ pub struct Described {
     pub params: Vec<Option<DataType>>,
 }
 
+/// The Postgres protocol's own bound on parameters per statement.
+const MAX_PARAMETERS: usize = 65_535;
+
 impl Engine {
     /// Runs one statement with values for its `$1`, `$2`, ... parameters (the Postgres
     /// extended protocol). Only queries and DML take parameters.
@@ -66,6 +69,7 @@ impl Engine {
     /// infers for its parameters, in order (`None`: unknown). For the Postgres extended
     /// protocol's Describe.
     pub async fn describe_sql(&self, sql: &str) -> Result<Described> {
+        self.check_sql_limits(sql)?;
         let mut statements = parse_sql(sql).map_err(|e| Error::Parse {
             message: e.message,
             position: e.position,
@@ -96,6 +100,11 @@ impl Engine {
                     .filter_map(|(name, _)| name.trim_start_matches('$').parse::<usize>().ok())
                     .max()
                     .unwrap_or(0);
+                if count > MAX_PARAMETERS {
+                    return Err(Error::Invalid(format!(
+                        "${count} is past the last parameter a statement may have (${MAX_PARAMETERS})"
+                    )));
+                }
                 let mut types = vec![None; count];
                 for (name, t) in params {
                     if let Ok(i) = name.trim_start_matches('$').parse::<usize>()
@@ -132,10 +141,21 @@ impl Engine {
 
     /// Runs a catalog query a Postgres client sent (already rewritten for DataFusion by
     /// the listener) over the same session as every other query.
+    /// Runs a catalog query rewritten by `datafusion-pg-catalog`'s parser. Only a query
+    /// is run this way (reads need no role beyond `read`, which every caller has); anything
+    /// else is refused, so that no write reaches DataFusion past the role check.
     pub async fn execute_catalog_query(
         &self,
         statement: datafusion::sql::sqlparser::ast::Statement,
     ) -> Result<StatementResult> {
+        if !matches!(
+            statement,
+            datafusion::sql::sqlparser::ast::Statement::Query(_)
+        ) {
+            return Err(Error::Invalid(
+                "a catalog statement must be a query (SELECT ...)".into(),
+            ));
+        }
         self.run_datafusion(DFStatement::Statement(Box::new(statement)), None)
             .await
     }

@@ -27,6 +27,7 @@ impl Engine {
         Arc<RunningQuery>,
         tokio::sync::mpsc::Receiver<datafusion::arrow::array::RecordBatch>,
     )> {
+        self.check_query_count()?;
         let plan = self.plan_select(select).await?;
         // Windowed push queries default to EMIT FINAL, the others to EMIT CHANGES (SQL.md).
         let windowed = plan.last_node().closes_windows();
@@ -116,6 +117,11 @@ impl Engine {
             None,
         )
         .map_err(|e| Error::Internal(format!("starting push query: {e}")))?;
+        self.push_queries.lock().push(Arc::downgrade(&query));
+        tokio::spawn(super::continuous::watch_state(
+            Arc::downgrade(&query),
+            self.config.limits.state_limit_bytes,
+        ));
         Ok((query, rx))
     }
 

@@ -33,6 +33,10 @@ use crate::engine::Engine;
 
 /// Largest request Weir reads (the Kafka broker's default `socket.request.max.bytes`).
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+/// Largest request before SASL authentication (Kafka's own bound for it).
+const MAX_UNAUTHENTICATED_BYTES: usize = 512 * 1024;
+/// How long a connection may take to authenticate when authentication is on.
+const AUTHENTICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the Kafka listener enforces.
 pub struct KafkaOptions {
@@ -95,12 +99,29 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut sasl = sasl::Sasl::default();
+    let connected = tokio::time::Instant::now();
     loop {
-        let size = match socket.read_i32().await {
-            Ok(n) => n,
-            Err(_) => return Ok(()), // the client went away
+        let pending = shared.auth.is_enabled() && sasl.principal.is_none();
+        let size = if pending {
+            match tokio::time::timeout_at(connected + AUTHENTICATION_TIMEOUT, socket.read_i32())
+                .await
+            {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) => return Ok(()),
+                Err(_) => return Err("no SASL authentication within 30 s".into()),
+            }
+        } else {
+            match socket.read_i32().await {
+                Ok(n) => n,
+                Err(_) => return Ok(()), // the client went away
+            }
         };
-        if size < 8 || size as usize > MAX_REQUEST_BYTES {
+        let most = if pending {
+            MAX_UNAUTHENTICATED_BYTES
+        } else {
+            MAX_REQUEST_BYTES
+        };
+        if size < 8 || size as usize > most {
             return Err(format!("a request of {size} bytes is out of bounds"));
         }
         let mut frame = vec![0u8; size as usize];

@@ -48,6 +48,8 @@ pub struct Startup {
     pids: RandomPidSecretKeyGenerator,
     parameters: DefaultServerParameterProvider,
     auth: Arc<crate::auth::Auth>,
+    /// The server has a certificate: a password never crosses the network in clear.
+    require_tls: bool,
 }
 
 /// Where a connection's principal is kept among the client's metadata.
@@ -55,7 +57,11 @@ const TOKEN_NAME: &str = "weir.token";
 const TOKEN_ROLE: &str = "weir.role";
 
 impl Startup {
-    pub fn new(connections: Arc<ConnectionManager>, auth: Arc<crate::auth::Auth>) -> Self {
+    pub fn new(
+        connections: Arc<ConnectionManager>,
+        auth: Arc<crate::auth::Auth>,
+        require_tls: bool,
+    ) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = format!("{} (Weir)", crate::engine::SERVER_VERSION);
         Startup {
@@ -63,6 +69,7 @@ impl Startup {
             pids: RandomPidSecretKeyGenerator::default(),
             parameters,
             auth,
+            require_tls,
         }
     }
 
@@ -121,6 +128,14 @@ impl StartupHandler for Startup {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if self.require_tls && !client.is_secure() {
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".into(),
+                        "28000".into(),
+                        "this Weir requires TLS: connect with sslmode=require (or verify-full)"
+                            .into(),
+                    ))));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 if self.auth.is_enabled() {
@@ -220,8 +235,8 @@ impl PgService {
         &self,
         text: &str,
     ) -> Option<Vec<datafusion::sql::sqlparser::ast::Statement>> {
-        if !is_catalog_query(text) {
-            return None;
+        if !is_catalog_query(text) || self.engine.check_sql_limits(text).is_err() {
+            return None; // over a limit: the plain path answers with the error
         }
         self.parser
             .compat

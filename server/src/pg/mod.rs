@@ -67,6 +67,8 @@ pub struct PgOptions {
     pub auth: Arc<crate::auth::Auth>,
     /// TLS for clients that ask for it (`sslmode=require`); without it they are told no.
     pub tls: Option<pgwire::tokio::TlsAcceptor>,
+    /// Refuse clients that did not ask for TLS (set whenever `tls` is).
+    pub require_tls: bool,
     pub limit: crate::net::ConnectionLimit,
 }
 
@@ -76,6 +78,7 @@ impl PgOptions {
         PgOptions {
             auth: Arc::new(crate::auth::Auth::off()),
             tls: None,
+            require_tls: false,
             limit: crate::net::ConnectionLimit::new("postgres", 4096),
         }
     }
@@ -86,7 +89,11 @@ pub async fn serve(listener: tokio::net::TcpListener, engine: Arc<Engine>, optio
     let connections = Arc::new(ConnectionManager::new());
     let handlers = Arc::new(Handlers {
         service: Arc::new(PgService::new(engine)),
-        startup: Arc::new(handler::Startup::new(connections.clone(), options.auth)),
+        startup: Arc::new(handler::Startup::new(
+            connections.clone(),
+            options.auth,
+            options.require_tls,
+        )),
         cancel: Arc::new(DefaultCancelHandler::new(connections)),
     });
     loop {

@@ -32,8 +32,14 @@ pub fn split_statements<'a>(sql: &'a str) -> Vec<Piece<'a>> {
         match bytes[i] {
             b'\'' | b'"' => {
                 let quote = bytes[i];
+                // E'...' (escape strings) take backslash escapes, \' included.
+                let escapes = crate::sql::opens_escape_string(bytes, i);
                 i += 1;
                 while i < bytes.len() {
+                    if escapes && bytes[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
                     if bytes[i] == quote {
                         if bytes.get(i + 1) == Some(&quote) {
                             i += 2;
@@ -187,6 +193,11 @@ mod tests {
         );
         assert_eq!(split_statements("SELECT 1; SELECT 2")[1].offset_chars, 10);
         assert!(split_statements(" ; -- nothing\n").is_empty());
+        // An escape string's \' does not end it: two statements, not one.
+        assert_eq!(
+            split_statements("SELECT E'\\''; INSERT INTO s VALUES (1)").len(),
+            2
+        );
         assert_eq!(split_statements("SELECT $1 + 1")[0].text, "SELECT $1 + 1");
     }
 

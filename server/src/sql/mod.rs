@@ -82,6 +82,16 @@ pub struct WatermarkClause {
     pub expr: Expr,
 }
 
+/// Whether the quote at `at` opens a Postgres escape string (`E'...'`, where a backslash
+/// escapes the next character, a quote included): an `E` right before it that is not
+/// the end of a longer word.
+pub fn opens_escape_string(bytes: &[u8], at: usize) -> bool {
+    bytes.get(at) == Some(&b'\'')
+        && at > 0
+        && matches!(bytes[at - 1], b'e' | b'E')
+        && (at < 2 || !(bytes[at - 2].is_ascii_alphanumeric() || bytes[at - 2] == b'_'))
+}
+
 /// The normalized name of a table-like object: unquoted identifiers are lower-cased,
 /// as DataFusion does, so `Bids` and `bids` are the same stream and `"Bids"` is not.
 pub fn normalize_ident(ident: &Ident) -> String {

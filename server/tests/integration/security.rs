@@ -490,7 +490,10 @@ fn the_postgres_password_is_a_token() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let weir = start_secured(dir.path(), &["--pg-listen", "127.0.0.1:0"]);
+    let weir = start_secured(
+        dir.path(),
+        &["--pg-listen", "127.0.0.1:0", "--statement-timeout", "1s"],
+    );
     let port = weir.pg_port.expect("the Postgres port");
     weir.client
         .post(format!("{}/v1/sql", weir.url))
@@ -578,7 +581,11 @@ fn kafka_clients_authenticate_with_sasl_plain_and_scram() {
         assert!(ok, "{mechanism}: {err}");
         assert!(out.contains("\"page\":\"/a\""), "{mechanism}: {out}");
         // A wrong secret is refused; so is a right secret under another token's name.
-        for (user, password) in [("dash", "wrong-secret-0123456789"), ("ingest", READ_SECRET)] {
+        for (user, password) in [
+            ("dash", "wrong-secret-0123456789"),
+            ("ingest", READ_SECRET),
+            ("old", OLD_SECRET),
+        ] {
             let bad = sasl(mechanism, user, password);
             let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
             let (ok, out, err) = kcat(port, &bad, &["-L"], "");

@@ -92,6 +92,11 @@ impl Weir {
         }
     }
 
+    /// The server process's id (to sample its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
