@@ -252,3 +252,15 @@ fn encoded<T: Encodable>(message: &T, version: i16) -> Result<Bytes, String> {
 fn decoded<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, String> {
     T::decode(body, version).map_err(|e| format!("bad request: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_request_declaring_billions_of_topics_is_refused_not_allocated() {
+        // Found by the kafka_request fuzz target: a 26-byte Metadata request whose topic
+        // count made the decoder reserve 129 GB (fixed in vendor/kafka-protocol).
+        let frame =
+            include_bytes!("../../../fuzz/regressions/kafka_request/metadata-topic-count-oom");
+        assert!(super::decode_request(frame).is_err());
+    }
+}
