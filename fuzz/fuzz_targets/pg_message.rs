@@ -1,5 +1,7 @@
 //! Postgres frontend messages as the listener decodes them: at startup (SSLRequest,
-//! StartupMessage) and in a session (Query, Parse, Bind, Execute, ...).
+//! StartupMessage) and in a session (Query, Parse, Bind, Execute, ...). After the first
+//! message of a connection the decoder moves on to the session, as the server's state
+//! machine does; a message that consumes nothing ends the input.
 #![no_main]
 
 use bytes::BytesMut;
@@ -11,10 +13,19 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut ctx = DecodeContext::default();
-    if phase % 2 == 1 {
+    let session = |ctx: &mut DecodeContext| {
         ctx.awaiting_frontend_ssl = false;
         ctx.awaiting_frontend_startup = false;
+    };
+    if phase % 2 == 1 {
+        session(&mut ctx);
     }
     let mut buf = BytesMut::from(bytes);
-    while let Ok(Some(_)) = PgWireFrontendMessage::decode(&mut buf, &ctx) {}
+    loop {
+        let before = buf.len();
+        match PgWireFrontendMessage::decode(&mut buf, &ctx) {
+            Ok(Some(_)) if buf.len() < before => session(&mut ctx),
+            _ => break,
+        }
+    }
 });
