@@ -22,6 +22,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut buf = BytesMut::from(bytes);
     loop {
+        // pgwire 0.41 panics on a session message whose length field is below 4 (its
+        // own four bytes): the connection's task ends and the server keeps serving
+        // (pg::a_malformed_message_closes_only_its_connection). Not fuzzed further here.
+        if !ctx.awaiting_frontend_startup
+            && buf.len() >= 5
+            && i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) < 4
+        {
+            break;
+        }
         let before = buf.len();
         match PgWireFrontendMessage::decode(&mut buf, &ctx) {
             Ok(Some(_)) if buf.len() < before => session(&mut ctx),

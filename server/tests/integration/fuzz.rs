@@ -80,6 +80,11 @@ fn fuzz_targets_find_nothing_in_their_budget() {
             .arg(&seeds)
             .arg("--")
             .arg(format!("-max_total_time={budget}"))
+            // The same inputs on every run unless asked otherwise, so CI is repeatable.
+            .arg(format!(
+                "-seed={}",
+                std::env::var("WEIR_FUZZ_SEED").unwrap_or_else(|_| "1".into())
+            ))
             .args(["-rss_limit_mb=4096", "-timeout=20", "-print_final_stats=1"]);
         // Crashes found before stay fixed: each is replayed after the run.
         let regressions = fuzz_dir().join("regressions").join(target);

@@ -435,3 +435,25 @@ fn the_sqllogictest_cli_passes_the_suites_over_the_postgres_protocol() {
         );
     }
 }
+
+#[test]
+fn a_malformed_message_closes_only_its_connection() {
+    if !require("psql", has_psql()) {
+        return;
+    }
+    let (_dir, _weir, port) = started();
+    // A startup, then a Describe whose length field is 0: pgwire 0.41 panics decoding it
+    // (fuzz/known-upstream/pgwire-describe-length-0); only that connection's task ends.
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut startup = Vec::new();
+    let body = b"\x00\x03\x00\x00user\x00tester\x00database\x00weir\x00\x00";
+    startup.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    startup.extend_from_slice(body);
+    socket.write_all(&startup).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    socket.write_all(b"D\x00\x00\x00\x00").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(socket);
+    let (ok, out, err) = psql(port, "SELECT 41 + 1;");
+    assert!(ok && out.contains("42"), "the listener stopped serving: {err}");
+}
