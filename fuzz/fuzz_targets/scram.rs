@@ -8,7 +8,10 @@ use libfuzzer_sys::fuzz_target;
 use weir::auth::{Role, Token, Tokens, scram::Scram};
 
 static TOKENS: LazyLock<Tokens> = LazyLock::new(|| {
-    Tokens::new(vec![Token::new("app", Role::Read, "fuzz-secret-0123456789", None).unwrap()]).unwrap()
+    Tokens::new(vec![
+        Token::new("app", Role::Read, "fuzz-secret-0123456789", None).unwrap(),
+    ])
+    .unwrap()
 });
 static SCRAM: LazyLock<Scram> = LazyLock::new(|| Scram::new(&TOKENS));
 

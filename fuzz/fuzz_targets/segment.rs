@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("00000000000000000000.seg"), data).unwrap();
     let clock = Arc::new(weir::clock::SystemClock);
-    if let Ok((log, _report)) = PartitionLog::open(dir.path(), SCHEMA.clone(), LogConfig::default(), clock)
+    if let Ok((log, _report)) =
+        PartitionLog::open(dir.path(), SCHEMA.clone(), LogConfig::default(), clock)
     {
         for batch in log.scan(0, u64::MAX, None) {
             if batch.is_err() {

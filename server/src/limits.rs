@@ -142,6 +142,10 @@ pub fn nesting_depth(sql: &str) -> usize {
     let (mut deepest, mut i) = (0usize, 0usize);
     let depth = |levels: &[usize]| levels.len() - 1 + levels.iter().sum::<usize>();
     while i < bytes.len() {
+        if let Some(end) = crate::sql::skip_literal(sql, i) {
+            i = end;
+            continue;
+        }
         let c = bytes[i];
         match c {
             b'(' | b'[' => levels.push(0),
@@ -151,29 +155,6 @@ pub fn nesting_depth(sql: &str) -> usize {
                 }
             }
             b',' | b';' => *levels.last_mut().expect("never empty") = 0,
-            b'\'' | b'"' => {
-                // E'...' (Postgres escape strings) take backslash escapes, \' included.
-                let escapes = crate::sql::opens_escape_string(bytes, i);
-                i += 1;
-                while i < bytes.len() && bytes[i] != c {
-                    if escapes && bytes[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 1;
-            }
             b'+' | b'-' | b'*' | b'/' | b'%' | b'|' | b'&' | b'=' | b'<' | b'>' | b'^' | b'!' => {
                 while bytes
                     .get(i + 1)

@@ -29,59 +29,11 @@ pub fn split_statements<'a>(sql: &'a str) -> Vec<Piece<'a>> {
         }
     };
     while i < bytes.len() {
+        if let Some(end) = crate::sql::skip_literal(sql, i) {
+            i = end;
+            continue;
+        }
         match bytes[i] {
-            b'\'' | b'"' => {
-                let quote = bytes[i];
-                // E'...' (escape strings) take backslash escapes, \' included.
-                let escapes = crate::sql::opens_escape_string(bytes, i);
-                i += 1;
-                while i < bytes.len() {
-                    if escapes && bytes[i] == b'\\' {
-                        i += 2;
-                        continue;
-                    }
-                    if bytes[i] == quote {
-                        if bytes.get(i + 1) == Some(&quote) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 2;
-            }
-            b'$' => {
-                // $tag$ ... $tag$ (but not a $1 parameter).
-                let tag_end = sql[i + 1..].find('$').map(|e| i + 1 + e).filter(|&e| {
-                    sql[i + 1..e]
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        && !sql[i + 1..e].starts_with(|c: char| c.is_ascii_digit())
-                });
-                match tag_end {
-                    Some(e) => {
-                        let tag = &sql[i..=e];
-                        i = match sql[e + 1..].find(tag) {
-                            Some(close) => e + 1 + close + tag.len(),
-                            None => bytes.len(),
-                        };
-                    }
-                    None => i += 1,
-                }
-            }
             b';' => {
                 push(start, i, &mut pieces);
                 i += 1;

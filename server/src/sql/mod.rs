@@ -82,14 +82,65 @@ pub struct WatermarkClause {
     pub expr: Expr,
 }
 
-/// Whether the quote at `at` opens a Postgres escape string (`E'...'`, where a backslash
-/// escapes the next character, a quote included): an `E` right before it that is not
-/// the end of a longer word.
-pub fn opens_escape_string(bytes: &[u8], at: usize) -> bool {
-    bytes.get(at) == Some(&b'\'')
-        && at > 0
-        && matches!(bytes[at - 1], b'e' | b'E')
-        && (at < 2 || !(bytes[at - 2].is_ascii_alphanumeric() || bytes[at - 2] == b'_'))
+/// Where the literal or comment starting at byte `i` of `sql` ends (the index just past
+/// it), or `None` when none starts there: `'...'` and `"..."` (doubled quotes inside),
+/// `E'...'` with backslash escapes, `-- ...` to the end of the line, `/* ... */`, and
+/// `$tag$ ... $tag$` (not a `$1` parameter). The one lexer that the statement splitter
+/// and the nesting check share, so that both see the same text as code.
+pub fn skip_literal(sql: &str, i: usize) -> Option<usize> {
+    let bytes = sql.as_bytes();
+    match *bytes.get(i)? {
+        quote @ (b'\'' | b'"') => {
+            // E'...' (escape strings): an E right before the quote, not ending a word.
+            let escapes = quote == b'\''
+                && i > 0
+                && matches!(bytes[i - 1], b'e' | b'E')
+                && (i < 2 || !(bytes[i - 2].is_ascii_alphanumeric() || bytes[i - 2] == b'_'));
+            let mut j = i + 1;
+            while j < bytes.len() {
+                if escapes && bytes[j] == b'\\' {
+                    j += 2;
+                    continue;
+                }
+                if bytes[j] == quote {
+                    if bytes.get(j + 1) == Some(&quote) {
+                        j += 2;
+                        continue;
+                    }
+                    return Some(j + 1);
+                }
+                j += 1;
+            }
+            Some(bytes.len())
+        }
+        b'-' if bytes.get(i + 1) == Some(&b'-') => {
+            Some(sql[i..].find('\n').map_or(bytes.len(), |end| i + end + 1))
+        }
+        b'/' if bytes.get(i + 1) == Some(&b'*') => Some(
+            sql[i + 2..]
+                .find("*/")
+                .map_or(bytes.len(), |end| i + 2 + end + 2),
+        ),
+        b'$' => {
+            let rest = sql.get(i + 1..)?;
+            let e = i + 1 + rest.find('$')?;
+            let tag_body = &sql[i + 1..e];
+            if !tag_body
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || tag_body.starts_with(|c: char| c.is_ascii_digit())
+            {
+                return None;
+            }
+            let tag = &sql[i..=e];
+            Some(
+                sql[e + 1..]
+                    .find(tag)
+                    .map_or(bytes.len(), |close| e + 1 + close + tag.len()),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// The normalized name of a table-like object: unquoted identifiers are lower-cased,

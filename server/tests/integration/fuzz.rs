@@ -57,38 +57,33 @@ fn fuzz_targets_find_nothing_in_their_budget() {
         return;
     }
     let budget = seconds("WEIR_FUZZ_SECONDS", 10);
+    let binaries = fuzz_target_dir().join("x86_64-unknown-linux-gnu/debug");
+    if TARGETS.iter().any(|t| !binaries.join(t).exists()) {
+        // `.ci/run` builds them first; here only when they are missing (run
+        // `cd fuzz && cargo +nightly fuzz build --dev -s none` after changing Weir).
+        build_fuzz_targets();
+    }
     for target in TARGETS {
         // New inputs go to a scratch corpus; the committed one seeds it.
         let scratch = tempfile::tempdir().unwrap();
         let seeds = fuzz_dir().join("corpus").join(target);
-        let mut command = Command::new("cargo");
-        command
-            .current_dir(fuzz_dir())
-            .env_remove("CARGO_TARGET_DIR")
-            .args([
-                "+nightly",
-                "fuzz",
-                "run",
-                target,
-                "--dev",
-                "-s",
-                "none",
-                "--target-dir",
-            ])
-            .arg(fuzz_target_dir())
+        std::fs::create_dir_all(fuzz_dir().join("artifacts").join(target)).unwrap();
+        let output = Command::new(binaries.join(target))
             .arg(scratch.path())
             .arg(&seeds)
-            .arg("--")
             .arg(format!("-max_total_time={budget}"))
             // The same inputs on every run unless asked otherwise, so CI is repeatable.
             .arg(format!(
                 "-seed={}",
                 std::env::var("WEIR_FUZZ_SEED").unwrap_or_else(|_| "1".into())
             ))
-            .args(["-rss_limit_mb=4096", "-timeout=20", "-print_final_stats=1"]);
-        // Crashes found before stay fixed: each is replayed after the run.
-        let regressions = fuzz_dir().join("regressions").join(target);
-        let output = command.output().expect("cargo fuzz run");
+            .args(["-rss_limit_mb=4096", "-timeout=20", "-print_final_stats=1"])
+            .arg(format!(
+                "-artifact_prefix={}/",
+                fuzz_dir().join("artifacts").join(target).display()
+            ))
+            .output()
+            .expect("run the fuzz target");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success(),
@@ -110,16 +105,18 @@ fn fuzz_targets_find_nothing_in_their_budget() {
             .unwrap_or("")
             .to_string();
         eprintln!("fuzz {target}: {budget} s, {}", runs.trim());
+        // Crashes found before stay fixed: each input is replayed.
+        let regressions = fuzz_dir().join("regressions").join(target);
         if regressions.is_dir() {
             let files: Vec<_> = std::fs::read_dir(&regressions)
                 .unwrap()
                 .map(|e| e.unwrap().path())
                 .collect();
             if !files.is_empty() {
-                let binary = fuzz_target_dir()
-                    .join("x86_64-unknown-linux-gnu/debug")
-                    .join(target);
-                let status = Command::new(binary).args(&files).status().unwrap();
+                let status = Command::new(binaries.join(target))
+                    .args(&files)
+                    .status()
+                    .unwrap();
                 assert!(
                     status.success(),
                     "a regression input of {target} fails again"
@@ -127,6 +124,37 @@ fn fuzz_targets_find_nothing_in_their_budget() {
             }
         }
     }
+}
+
+/// `cargo +nightly fuzz build`, with the environment `cargo test` set for this process
+/// removed (it would point the nested build at this toolchain and target dir).
+fn build_fuzz_targets() {
+    let mut command = Command::new("cargo");
+    command.current_dir(fuzz_dir());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        if key.starts_with("CARGO")
+            || key.starts_with("RUSTC")
+            || key == "RUSTUP_TOOLCHAIN"
+            || key == "RUSTFLAGS"
+        {
+            command.env_remove(key);
+        }
+    }
+    let status = command
+        .args([
+            "+nightly",
+            "fuzz",
+            "build",
+            "--dev",
+            "-s",
+            "none",
+            "--target-dir",
+        ])
+        .arg(fuzz_target_dir())
+        .status()
+        .expect("cargo fuzz build");
+    assert!(status.success(), "cargo fuzz build failed");
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn has_kcat() -> bool {
 }
 
 /// Runs kcat against `port` with `args`, feeding `input`; (success, stdout, stderr).
-fn kcat(port: u16, args: &[&str], input: &str) -> (bool, String, String) {
+pub(crate) fn kcat(port: u16, args: &[&str], input: &str) -> (bool, String, String) {
     let mut child = Command::new("kcat")
         // cargo points LD_LIBRARY_PATH at the librdkafka Weir builds; kcat keeps its own.
         .env_remove("LD_LIBRARY_PATH")

@@ -455,5 +455,8 @@ fn a_malformed_message_closes_only_its_connection() {
     std::thread::sleep(Duration::from_millis(200));
     drop(socket);
     let (ok, out, err) = psql(port, "SELECT 41 + 1;");
-    assert!(ok && out.contains("42"), "the listener stopped serving: {err}");
+    assert!(
+        ok && out.contains("42"),
+        "the listener stopped serving: {err}"
+    );
 }

@@ -521,20 +521,15 @@ fn the_postgres_password_is_a_token() {
     assert!(out.trim().ends_with('3'), "{out}");
 }
 
+/// kcat with `-X` settings (SASL, TLS) before `args`, and short timeouts.
 fn kcat(port: u16, security: &[&str], args: &[&str], input: &str) -> (bool, String, String) {
-    let mut command = Command::new("kcat");
-    // cargo points LD_LIBRARY_PATH at the librdkafka Weir builds; kcat keeps its own.
-    command
-        .env_remove("LD_LIBRARY_PATH")
-        .arg("-b")
-        .arg(format!("127.0.0.1:{port}"));
+    let mut all: Vec<&str> = Vec::new();
     for setting in security {
-        command.args(["-X", setting]);
+        all.extend(["-X", setting]);
     }
-    command
-        .args(["-X", "socket.timeout.ms=8000", "-m", "10"])
-        .args(args);
-    run(command, input)
+    all.extend(["-X", "socket.timeout.ms=8000", "-m", "10"]);
+    all.extend_from_slice(args);
+    crate::kafka::kcat(port, &all, input)
 }
 
 fn sasl<'a>(mechanism: &'a str, user: &'a str, password: &'a str) -> Vec<String> {
