@@ -97,6 +97,9 @@ fn mixed_load_and_abuse_with_rss_sampled() {
                     .body(body)
                     .send()
                     .is_ok_and(|r| r.status().is_success());
+                if !ok {
+                    eprintln!("soak: an ingest request failed");
+                }
                 let slot = if ok { 0 } else { 3 };
                 counts[slot].fetch_add(if ok { 1000 } else { 1 }, Ordering::Relaxed);
             }
@@ -114,8 +117,18 @@ fn mixed_load_and_abuse_with_rss_sampled() {
             ];
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
-                let status = post(&weir, queries[i % queries.len()]);
-                counts[if status == 200 { 1 } else { 3 }].fetch_add(1, Ordering::Relaxed);
+                let query = queries[i % queries.len()];
+                let status = post(&weir, query);
+                // 408: a scan that outgrew the 1 s statement timeout under the load,
+                // which is the timeout doing its job.
+                let slot = match status {
+                    200 | 408 => 1,
+                    other => {
+                        eprintln!("soak: {query} answered {other}");
+                        3
+                    }
+                };
+                counts[slot].fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
         }));
@@ -140,7 +153,11 @@ fn mixed_load_and_abuse_with_rss_sampled() {
                 }
                 .map(|r| r.status().as_u16())
                 .unwrap_or(0);
-                counts[if (400..500).contains(&status) { 2 } else { 3 }].fetch_add(1, Ordering::Relaxed);
+                let refused = (400..500).contains(&status);
+                if !refused {
+                    eprintln!("soak: abusive request {} answered {status}", i % 7);
+                }
+                counts[if refused { 2 } else { 3 }].fetch_add(1, Ordering::Relaxed);
                 // Garbage on the other listeners, and connections left idle.
                 for port in [weir.pg_port.unwrap(), weir.kafka_port.unwrap()] {
                     if let Ok(mut socket) = std::net::TcpStream::connect(("127.0.0.1", port)) {
