@@ -20,29 +20,14 @@ fn has_kcat() -> bool {
 
 /// Runs kcat against `port` with `args`, feeding `input`; (success, stdout, stderr).
 pub(crate) fn kcat(port: u16, args: &[&str], input: &str) -> (bool, String, String) {
-    let mut child = Command::new("kcat")
-        // cargo points LD_LIBRARY_PATH at the librdkafka Weir builds; kcat keeps its own.
+    let mut command = Command::new("kcat");
+    // cargo points LD_LIBRARY_PATH at the librdkafka Weir builds; kcat keeps its own.
+    command
         .env_remove("LD_LIBRARY_PATH")
         .arg("-b")
         .arg(format!("127.0.0.1:{port}"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kcat");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+        .args(args);
+    crate::server::run(command, input)
 }
 
 #[test]

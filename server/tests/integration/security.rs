@@ -2,7 +2,6 @@
 //! limits that keep the server up, each through the real binary and real clients
 //! (curl, psql, kcat).
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -443,27 +442,7 @@ fn tool(name: &str, version_arg: &str, required_by: &str) -> bool {
     false
 }
 
-/// Runs a program with `input` on stdin: (success, stdout, stderr).
-fn run(mut command: Command, input: &str) -> (bool, String, String) {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the client");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::server::run;
 
 fn psql(port: u16, password: &str, extra: &str, script: &str) -> (bool, String, String) {
     let mut command = Command::new("psql");
